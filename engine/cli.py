@@ -1,0 +1,149 @@
+"""The command line: ``python main.py COMMAND PROJECT ...`` (see the design's contract).
+
+Exit codes: 0 success, 1 the project has problems (one ``node_id: message`` line each on
+stderr), 2 the file cannot be read or the command is misused. User mistakes never print a
+traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from .errors import LayerlabError
+
+# command -> module with add_parser(subparsers) and run(args) -> int; imported only when used
+COMMANDS = {
+    "check": "engine.cli",
+    "summary": "engine.cli",
+    "train": "engine.training_cli",
+    "export": "engine.export_cli",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="layerlab", description="Layerlab command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for command, module_name in COMMANDS.items():
+        if argv and argv[0] != command:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        modules[command] = module
+        module.add_parser(sub, command)
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.command].run(args)
+    except LayerlabError as exc:
+        for line in str(exc).splitlines() or ["error"]:
+            print(line, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def add_parser(sub, command: str) -> None:
+    if command == "check":
+        p = sub.add_parser("check", help="check a project; exit 1 with one line per problem")
+        p.add_argument("project")
+    else:
+        p = sub.add_parser("summary", help="per-layer shapes and parameter counts")
+        p.add_argument("project")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    return _check(args) if args.command == "check" else _summary(args)
+
+
+def load_or_exit(path: str):
+    """Load a project; on failure print its problems and return (None, exit code)."""
+    from .project import ProjectError, load_project
+
+    try:
+        return load_project(path), 0
+    except ProjectError as exc:
+        if exc.unreadable:
+            where, msg = exc.problems[0]
+            print(f"{path}: {where + ': ' if where else ''}{msg}", file=sys.stderr)
+            return None, 2
+        for where, msg in exc.problems:
+            print(f"{where}: {msg}" if where else f"{path}: {msg}", file=sys.stderr)
+        return None, 1
+
+
+def _check(args) -> int:
+    from .analysis import analyze
+
+    project, code = load_or_exit(args.project)
+    if project is None:
+        return code
+    _, problems = analyze(project)
+    for where, msg in problems:
+        print(f"{where}: {msg}", file=sys.stderr)
+    if not problems:
+        total = sum(len(g) for g in project.models.values())
+        print(f"{args.project}: OK ({len(project.models)} model(s), {total} nodes)")
+    return 1 if problems else 0
+
+
+def _summary(args) -> int:
+    from .analysis import analyze
+
+    project, code = load_or_exit(args.project)
+    if project is None:
+        return code
+    results, problems = analyze(project)
+    report = {"models": {name: _model_summary(project.models[name], shapes)
+                         for name, shapes in results.items()}}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_table(report)
+    for where, msg in problems:
+        print(f"{where}: {msg}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _model_summary(graph, shapes) -> dict:
+    layers = []
+    for node in graph.nodes():
+        info = shapes.info[node.id]
+        shape = info.out_shape
+        layer = {"id": node.id, "type": node.type,
+                 "output_shape": list(shape) if shape is not None else None,
+                 "params": info.stats.params, "trainable_params": info.stats.trainable,
+                 "macs": info.stats.macs}
+        if len(info.out_shapes) > 1:
+            layer["output_shapes"] = {p: list(s) for p, s in info.out_shapes.items()}
+        if info.error:
+            layer["error"] = info.error
+        layers.append(layer)
+    total, trainable = shapes.totals()
+    return {"layers": layers, "total_params": total, "trainable_params": trainable,
+            "macs": sum(i.stats.macs for i in shapes.info.values())}
+
+
+def _print_table(report: dict) -> None:
+    from .layers import fmt_shape
+
+    for name, model in report["models"].items():
+        rows = [("id", "type", "output shape", "params", "MACs")]
+        for layer in model["layers"]:
+            shape = layer["output_shape"]
+            rows.append((layer["id"], layer["type"],
+                         fmt_shape(tuple(shape)) if shape is not None else "?",
+                         f"{layer['params']:,}", f"{layer['macs']:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        print(f"model '{name}'")
+        for r in rows:
+            print("  " + "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(r, widths))))
+        print(f"  total {model['total_params']:,} parameters, "
+              f"{model['trainable_params']:,} trainable, {model['macs']:,} multiply-adds\n")

@@ -1,0 +1,108 @@
+"""Torch modules for the layers torch.nn lacks.
+
+This file imports nothing but torch: the Python exporter copies these classes verbatim into the
+``model.py`` it writes, so an exported model stands alone.
+"""
+import torch
+import torch.nn as nn
+
+
+class Step(nn.Module):
+    """Heaviside step (the perceptron's threshold) with a straight-through gradient."""
+
+    def forward(self, x):
+        hard = (x > 0).to(x.dtype)
+        return x + (hard - x).detach()
+
+
+class Reshape(nn.Module):
+    """Reshape each sample to ``shape`` (the batch dimension is kept)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self):
+        return f"shape={self.shape}"
+
+
+class SequencePool(nn.Module):
+    """Reduce a sequence (B, T, F) to (B, F) by mean, max, first or last step."""
+
+    def __init__(self, mode="mean"):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        if self.mode == "mean":
+            return x.mean(dim=1)
+        if self.mode == "max":
+            return x.amax(dim=1)
+        if self.mode == "first":
+            return x[:, 0]
+        return x[:, -1]
+
+    def extra_repr(self):
+        return f"mode={self.mode!r}"
+
+
+class PositionalEncoding(nn.Module):
+    """Add the sinusoidal position code of "Attention Is All You Need" to (B, T, D) inputs."""
+
+    def __init__(self, d_model, max_len=5000):
+        super().__init__()
+        position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
+        freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32)
+                         * (-torch.log(torch.tensor(10000.0)) / d_model))
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(position * freq)
+        pe[:, 1::2] = torch.cos(position * freq[: d_model // 2])
+        self.register_buffer("pe", pe, persistent=False)
+
+    def forward(self, x):
+        return x + self.pe[: x.shape[1]]
+
+
+class Reservoir(nn.Module):
+    """Echo state network reservoir: fixed random recurrent weights, leaky tanh units.
+
+    The recurrent matrix is sparse (``density``) and scaled to ``spectral_radius``; the weights are
+    frozen (``requires_grad=False``) and seeded, so only the layers after it learn.
+    Returns ``(states (B, T, H), last state (B, H))``.
+    """
+
+    def __init__(self, input_size, hidden_size, spectral_radius=0.9, leak_rate=0.5,
+                 density=0.1, input_scaling=1.0, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        w_in = (torch.rand(hidden_size, input_size, generator=g) * 2 - 1) * input_scaling
+        w = torch.rand(hidden_size, hidden_size, generator=g) * 2 - 1
+        w = w * (torch.rand(hidden_size, hidden_size, generator=g) < density)
+        radius = torch.linalg.eigvals(w).abs().max()
+        if radius > 0:
+            w = w * (spectral_radius / radius)
+        self.weight_ih = nn.Parameter(w_in, requires_grad=False)
+        self.weight_hh = nn.Parameter(w, requires_grad=False)
+        self.leak_rate = leak_rate
+
+    def forward(self, x):
+        drive = x @ self.weight_ih.t()
+        h = drive.new_zeros(drive.shape[0], drive.shape[2])
+        a = self.leak_rate
+        states = []
+        for t in range(drive.shape[1]):
+            h = (1 - a) * h + a * torch.tanh(drive[:, t] + h @ self.weight_hh.t())
+            states.append(h)
+        return torch.stack(states, dim=1), h
+
+
+class Reparameterize(nn.Module):
+    """VAE sampling: ``mu + eps * exp(logvar / 2)`` while training, ``mu`` in eval mode."""
+
+    def forward(self, mu, logvar):
+        if self.training:
+            return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return mu

@@ -1,0 +1,269 @@
+"""The declarative layer spec: one :class:`LayerSpec` per layer type.
+
+The palette, the inspector, shape inference, the compiler, the exporters, the docs and the tests
+all read these specs; nothing else describes a layer. Specs import no torch: builders resolve their
+module class lazily, so that the window can start without loading PyTorch.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Shape = tuple  # per-sample shape, without the batch dimension
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; the message is a sentence for the user (the node is added later)."""
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+# Parameter kinds
+INT, FLOAT, BOOL, CHOICE, SIZE, SHAPE, STR, PADDING = (
+    "int", "float", "bool", "choice", "size", "shape", "str", "padding")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a layer: its torch.nn name, kind, default, allowed values and doc."""
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple = ()
+    optional: bool = False  # None is an allowed value
+    starter: Any = None  # value the palette fills in for a required parameter
+    dims: int = 2  # for SIZE/PADDING: how many entries a tuple has
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def initial(self) -> Any:
+        """The value a new node gets from the palette."""
+        return self.starter if self.required else self.default
+
+    def check(self, value: Any) -> Any:
+        """Return the value normalised (JSON lists to tuples), or raise ValueError with a reason."""
+        if value is None:
+            if self.optional:
+                return None
+            raise ValueError("must be set")
+        check = _CHECKS[self.kind]
+        return check(self, value)
+
+
+def _is_int(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+
+
+def _bounded(p: Param, v):
+    if p.min is not None and v < p.min:
+        raise ValueError(f"must be at least {_fmt(p.min)}; got {_fmt(v)}")
+    if p.max is not None and v > p.max:
+        raise ValueError(f"must be at most {_fmt(p.max)}; got {_fmt(v)}")
+    return v
+
+
+def _fmt(v) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _check_int(p: Param, v):
+    if not _is_int(v):
+        raise ValueError(f"must be a whole number; got {v!r}")
+    return _bounded(p, int(v))
+
+
+def _check_float(p: Param, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"must be a number; got {v!r}")
+    return _bounded(p, float(v))
+
+
+def _check_bool(p: Param, v):
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false; got {v!r}")
+    return v
+
+
+def _check_choice(p: Param, v):
+    if v not in p.choices:
+        raise ValueError(f"must be one of {', '.join(map(str, p.choices))}; got {v!r}")
+    return v
+
+
+def _check_size(p: Param, v):
+    if _is_int(v):
+        return _bounded(p, int(v))
+    if isinstance(v, (list, tuple)) and len(v) == p.dims and all(_is_int(x) for x in v):
+        return tuple(_bounded(p, int(x)) for x in v)
+    raise ValueError(f"must be a whole number or a list of {p.dims}; got {v!r}")
+
+
+def _check_padding(p: Param, v):
+    if isinstance(v, str):
+        if v in ("same", "valid"):
+            return v
+        raise ValueError(f"must be a number, a list of {p.dims}, 'same' or 'valid'; got {v!r}")
+    return _check_size(p, v)
+
+
+def _check_shape(p: Param, v):
+    if isinstance(v, (list, tuple)) and v and all(_is_int(x) for x in v):
+        shape = tuple(int(x) for x in v)
+        if all(x >= 1 or x == -1 for x in shape) and shape.count(-1) <= 1:
+            return shape
+    raise ValueError(f"must be a list of positive whole numbers such as [1, 28, 28]; got {v!r}")
+
+
+def _check_str(p: Param, v):
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"must be a non-empty text; got {v!r}")
+    return v
+
+
+_CHECKS: dict[str, Callable[[Param, Any], Any]] = {
+    INT: _check_int, FLOAT: _check_float, BOOL: _check_bool, CHOICE: _check_choice,
+    SIZE: _check_size, SHAPE: _check_shape, STR: _check_str, PADDING: _check_padding,
+}
+
+
+@dataclass(frozen=True)
+class InPort:
+    name: str
+    multi: bool = False  # takes two or more edges, in the order they are listed
+    optional: bool = False  # may stay unconnected (MultiheadAttention key/value)
+
+
+@dataclass(frozen=True)
+class Stats:
+    params: int = 0
+    trainable: int = 0
+    macs: int = 0
+
+
+@dataclass(frozen=True)
+class ModuleCall:
+    """How to build a node's torch module: a class name and its keyword arguments.
+
+    ``cls`` is ``nn.X`` for torch.nn classes or the bare name of a class in
+    :mod:`engine.layers.modules`. The same data builds the module and writes the exported code.
+    """
+
+    cls: str
+    kwargs: dict
+
+    def build(self):
+        return resolve_class(self.cls)(**self.kwargs)
+
+    def code(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.cls}({args})"
+
+
+def resolve_class(name: str):
+    if name.startswith("nn."):
+        import torch.nn as nn
+
+        return getattr(nn, name[3:])
+    from . import modules
+
+    return getattr(modules, name)
+
+
+InferFn = Callable[[dict, dict], dict]  # (params, {port: [shapes]}) -> {out port: shape}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Everything Layerlab knows about one layer type."""
+
+    type: str
+    category: str
+    doc: str
+    params: tuple[Param, ...] = ()
+    inputs: tuple[InPort, ...] = (InPort("in"),)
+    outputs: tuple[str, ...] = ("out",)
+    infer: InferFn | None = None
+    module: Callable[[dict, dict], ModuleCall] | None = None  # (params, in shapes) -> ModuleCall
+    stats: Callable[[dict, dict, dict], Stats] | None = None  # (params, ins, outs) -> Stats
+    emit: Callable | None = None  # custom fx emission; default: call the module on the inputs
+    key_params: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def in_port(self, name: str) -> InPort | None:
+        for port in self.inputs:
+            if port.name == name:
+                return port
+        return None
+
+    def initial_params(self) -> dict:
+        """Parameters a node dropped from the palette starts with (required ones filled in)."""
+        return {p.name: p.initial() for p in self.params if p.required}
+
+    def resolve(self, given: dict) -> dict:
+        """Validate ``given`` against the spec and fill in defaults.
+
+        Raises :class:`ShapeError` with a sentence naming the parameter at fault.
+        """
+        for name in given:
+            if name not in self.param_names:
+                raise ShapeError(self._unknown_param(name))
+        out = {}
+        for p in self.params:
+            if p.name not in given:
+                if p.required:
+                    raise ShapeError(f"{self.type} needs {p.name} ({p.doc.rstrip('.').lower()}); "
+                                     "it is not set")
+                out[p.name] = p.default
+                continue
+            try:
+                out[p.name] = p.check(given[p.name])
+            except ValueError as exc:
+                raise ShapeError(f"{p.name} {exc}") from None
+        return out
+
+    def _unknown_param(self, name: str) -> str:
+        if not self.params:
+            return f"{self.type} takes no parameters; got '{name}'"
+        close = difflib.get_close_matches(str(name), self.param_names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else \
+            f" (it has {', '.join(self.param_names)})"
+        return f"{self.type} has no parameter '{name}'{hint}"
+
+
+def fmt_shape(shape: Shape | None) -> str:
+    """A shape as the user reads it: ``(16,)``, ``(1, 28, 28)``."""
+    if shape is None:
+        return "?"
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n

@@ -1,0 +1,227 @@
+"""Shape inference: a tensor shape for every wire, an error sentence for every broken node.
+
+Shapes are per sample (no batch dimension). Inference is incremental: an edit recomputes the node
+it touches and walks downstream only while outputs actually change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .events import Event
+from .graph import Edge, Graph
+from .layers import ShapeError, Stats, fmt_shape
+from .layers.rules import In
+
+_NO_STATS = Stats()
+
+
+@dataclass
+class NodeInfo:
+    """What inference found out about one node."""
+
+    params: dict | None = None  # resolved parameters (defaults filled in), None if invalid
+    in_shapes: dict = field(default_factory=dict)  # port -> [shape, ...]
+    out_shapes: dict = field(default_factory=dict)  # port -> shape
+    error: str | None = None
+    stats: Stats = _NO_STATS
+
+    @property
+    def out_shape(self):
+        """The main output's shape (``out``, or the input's shape for an Output node)."""
+        if "out" in self.out_shapes:
+            return self.out_shapes["out"]
+        ins = self.in_shapes.get("in")
+        return tuple(ins[0]) if ins else None
+
+
+class ShapeInference:
+    """Keeps the shapes and errors of a graph up to date as it is edited."""
+
+    def __init__(self, graph: Graph, input_shapes: dict | None = None, live: bool = True):
+        self.graph = graph
+        self.input_shapes = dict(input_shapes or {})
+        self.info: dict[str, NodeInfo] = {}
+        self.updated = Event("updated")  # emits the set of node ids whose info was recomputed
+        self._live = live
+        if live:
+            ev = graph.events
+            ev.node_added.connect(self._on_node)
+            ev.params_changed.connect(self._on_node)
+            ev.node_removed.connect(self._on_removed)
+            ev.node_renamed.connect(self._on_renamed)
+            ev.edge_added.connect(self._on_edge)
+            ev.edge_removed.connect(self._on_edge)
+        self.run_all()
+
+    def detach(self) -> None:
+        """Stop following the graph's edits."""
+        if self._live:
+            ev = self.graph.events
+            for event, cb in ((ev.node_added, self._on_node), (ev.params_changed, self._on_node),
+                              (ev.node_removed, self._on_removed),
+                              (ev.node_renamed, self._on_renamed),
+                              (ev.edge_added, self._on_edge), (ev.edge_removed, self._on_edge)):
+                event.disconnect(cb)
+            self._live = False
+
+    # -- queries ---------------------------------------------------------------------------
+    def edge_shape(self, edge: Edge):
+        info = self.info.get(edge.src)
+        return info.out_shapes.get(edge.src_port) if info else None
+
+    def node_error(self, node_id: str) -> str | None:
+        return self.info[node_id].error
+
+    def errors(self) -> dict[str, str]:
+        """Every node's problem, shape errors first, then wiring problems (dangling nodes)."""
+        errs = {n: i.error for n, i in self.info.items() if i.error}
+        for node_id, msg in self.wiring_problems().items():
+            errs.setdefault(node_id, msg)
+        return errs
+
+    def wiring_problems(self) -> dict[str, str]:
+        """Inputs that feed nothing and layers that reach no Output."""
+        g = self.graph
+        outputs = [n.id for n in g.nodes_of_type("Output")]
+        useful = set(outputs).union(*(g.ancestors(o) for o in outputs)) if outputs else set()
+        problems = {}
+        for node in g.nodes():
+            if node.type == "Input" and not g.out_edges(node.id):
+                problems[node.id] = "this Input is not connected to anything"
+            elif outputs and node.id not in useful and node.type != "Output":
+                problems[node.id] = "does not lead to an Output; connect it or delete it"
+        return problems
+
+    def model_problems(self) -> list[str]:
+        g = self.graph
+        problems = []
+        if not g.nodes_of_type("Input"):
+            problems.append("the model has no Input node")
+        if not g.nodes_of_type("Output"):
+            problems.append("the model has no Output node")
+        return problems
+
+    def is_valid(self) -> bool:
+        return not self.errors() and not self.model_problems()
+
+    def totals(self) -> tuple[int, int]:
+        """(all parameters, trainable parameters) of the model."""
+        return (sum(i.stats.params for i in self.info.values()),
+                sum(i.stats.trainable for i in self.info.values()))
+
+    # -- computing -------------------------------------------------------------------------
+    def set_input_shapes(self, input_shapes: dict) -> None:
+        self.input_shapes = dict(input_shapes)
+        self.run_all()
+
+    def run_all(self) -> None:
+        order = self.graph.topological_order()
+        self.info = {}
+        for node_id in order:
+            self.info[node_id] = self._compute(node_id)
+        self.updated.emit(set(order))
+
+    def update(self, node_id: str) -> set[str]:
+        """Recompute ``node_id`` and whatever downstream of it changes as a result."""
+        g = self.graph.nx_graph
+        affected = {node_id} | nx.descendants(g, node_id)
+        changed, done = {node_id}, set()
+        for n in nx.topological_sort(g.subgraph(affected)):
+            if n != node_id and not any(p in changed for p in g.predecessors(n)):
+                continue
+            new = self._compute(n)
+            old = self.info.get(n)
+            self.info[n] = new
+            done.add(n)
+            if old is None or old.out_shapes != new.out_shapes or n == node_id:
+                changed.add(n)
+        self.updated.emit(done)
+        return done
+
+    def _compute(self, node_id: str) -> NodeInfo:
+        node = self.graph.node(node_id)
+        spec = node.spec
+        try:
+            params = spec.resolve(node.params)
+        except ShapeError as exc:
+            return NodeInfo(error=str(exc))
+        if node.type == "Input":
+            return self._input_info(params)
+        ins, missing = self._gather(node_id, spec)
+        if missing is not None:
+            return NodeInfo(params=params, in_shapes=ins, error=missing or None)
+        if node.type == "Output":
+            return NodeInfo(params=params, in_shapes=ins)
+        try:
+            outs = spec.infer(params, ins)
+            stats = spec.stats(params, ins, outs) if spec.stats else _NO_STATS
+        except ShapeError as exc:
+            return NodeInfo(params=params, in_shapes=ins, error=str(exc))
+        except Exception as exc:  # a bug in a rule must not take the editor down
+            return NodeInfo(params=params, in_shapes=ins,
+                            error=f"internal error in the {node.type} shape rule: {exc!r}")
+        return NodeInfo(params, ins, outs, None, stats)
+
+    def _input_info(self, params: dict) -> NodeInfo:
+        shape = params["shape"]
+        if shape is None:
+            key = params["key"]
+            if not self.input_shapes:
+                return NodeInfo(params, error="has no shape: set its shape or choose a dataset")
+            if key not in self.input_shapes:
+                fields = ", ".join(self.input_shapes)
+                return NodeInfo(params, error=f"the dataset has no field '{key}' (it has "
+                                f"{fields})")
+            shape = self.input_shapes[key]
+        elif -1 in shape:
+            return NodeInfo(params, error=f"shape {fmt_shape(shape)} may not contain -1")
+        return NodeInfo(params, out_shapes={"out": tuple(shape)})
+
+    def _gather(self, node_id: str, spec) -> tuple[dict, str | None]:
+        """Input shapes per port; the second item is None when all are known, '' when an
+        upstream node is broken (no error of our own), or a message for a missing wire."""
+        ins: dict[str, list] = {}
+        blocked = False
+        for port in spec.inputs:
+            edges = self.graph.in_edges(node_id, port.name)
+            if not edges:
+                if port.multi:
+                    ins[port.name] = []
+                    continue
+                if port.optional:
+                    continue
+                where = "" if len(spec.inputs) == 1 else f" on '{port.name}'"
+                return ins, f"needs an input{where}; nothing is connected to it"
+            shapes = []
+            for e in edges:
+                src = self.info.get(e.src)
+                shape = src.out_shapes.get(e.src_port) if src else None
+                if shape is None:
+                    blocked = True
+                else:
+                    shapes.append(In.of(shape, e.src))
+            ins[port.name] = shapes
+        return ins, ("" if blocked else None)
+
+    # -- graph events ----------------------------------------------------------------------
+    def _on_node(self, node_id: str) -> None:
+        self.update(node_id)
+
+    def _on_edge(self, edge: Edge) -> None:
+        if edge.dst in self.graph:
+            self.update(edge.dst)
+
+    def _on_removed(self, node_id: str) -> None:
+        self.info.pop(node_id, None)
+        self.updated.emit({node_id})
+
+    def _on_renamed(self, old: str, new: str) -> None:
+        self.info[new] = self.info.pop(old)
+        self.update(new)
+
+
+def infer_shapes(graph: Graph, input_shapes: dict | None = None) -> ShapeInference:
+    """One-shot inference that does not follow later edits."""
+    return ShapeInference(graph, input_shapes, live=False)
