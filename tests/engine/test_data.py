@@ -272,21 +272,11 @@ def test_bad_seed():
         load_dataset(builtin("moons"), seed="zero")
 
 
-def test_val_split_leaving_nothing_to_train():
-    with pytest.raises(DataError, match="val_split"):
-        load_dataset({"name": "csv", "params": {"path": "one.csv"}, "val_split": 0.9},
-                     base_dir=_write(Path(_tmp_one()), "one.csv", "1,2\n"))
-
-
-def _tmp_one() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp()
-
-
-def _write(folder: Path, name: str, text: str) -> Path:
-    (folder / name).write_text(text, encoding="utf-8")
-    return folder
+def test_val_split_leaving_nothing_to_train(tmp_path):
+    (tmp_path / "one.csv").write_text("1,2\n", encoding="utf-8")
+    config = {"name": "csv", "params": {"path": "one.csv"}, "val_split": 0.9}
+    with pytest.raises(DataError, match="val_split: 0.9 of 1 samples leaves none to train on"):
+        load_dataset(config, base_dir=tmp_path)
 
 
 # ---- CSV -------------------------------------------------------------------------------------
