@@ -2,7 +2,7 @@
 the command line (check, summary, train, export)."""
 import sys
 
-CLI_COMMANDS = ("check", "summary", "train", "export")
+CLI_COMMANDS = ("check", "summary", "train", "export", "import")
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,7 @@ COMMANDS = {
     "summary": "engine.cli",
     "train": "engine.training_cli",
     "export": "engine.export_cli",
+    "import": "engine.import_cli",
 }
 
 

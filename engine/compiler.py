@@ -6,6 +6,7 @@ calling the same modules a hand-written model would.
 """
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 
@@ -52,8 +53,10 @@ def compile_model(graph: Graph, shapes: ShapeInference | None = None, *,
 
     shapes = shapes or infer_shapes(graph, input_shapes)
     check_compilable(graph, shapes)
-    needed = _needed_nodes(graph, start)
-    attrs = _unique_attrs(graph.node_ids())
+    needed = _needed_nodes(graph, start, start_port)
+    # a node id such as 'code' or 'graph' must not shadow a GraphModule attribute
+    attrs = _unique_attrs(graph.node_ids(), reserved=_reserved_names(),
+                          arguments={n.id for n in graph.nodes_of_type("Input")} | {start})
     g, root, env = fx.Graph(), nn.Module(), {}
     inputs, outputs = [], []
     if start is not None:
@@ -95,7 +98,7 @@ def compile_model(graph: Graph, shapes: ShapeInference | None = None, *,
     return gm
 
 
-def _needed_nodes(graph: Graph, start: str | None) -> set[str]:
+def _needed_nodes(graph: Graph, start: str | None, start_port: str = "out") -> set[str]:
     outputs = [n.id for n in graph.nodes_of_type("Output")]
     useful = set(outputs).union(*(graph.ancestors(o) for o in outputs))
     if start is None:
@@ -103,18 +106,36 @@ def _needed_nodes(graph: Graph, start: str | None) -> set[str]:
     graph.node(start)
     down = graph.descendants(start) & useful
     for node_id in down:
-        for src in graph.predecessors(node_id):
-            if src != start and src not in down:
-                raise CompileError(graph.name, [(node_id, f"takes input from {src}, which is "
-                                                 f"not downstream of {start}")])
+        for edge in graph.in_edges(node_id):
+            if edge.src == start and edge.src_port != start_port:
+                raise CompileError(graph.name, [(node_id, f"takes {start}'s output "
+                                                 f"'{edge.src_port}'; the compiled part starts "
+                                                 f"from '{start_port}'")])
+            if edge.src != start and edge.src not in down:
+                raise CompileError(graph.name, [(node_id, f"takes input from {edge.src}, which "
+                                                 f"is not downstream of {start}")])
     return down
 
 
-def _unique_attrs(node_ids: list[str]) -> dict[str, str]:
-    attrs, taken = {}, set()
+def _reserved_names() -> set[str]:
+    import torch.fx as fx
+    import torch.nn as nn
+
+    return set(dir(fx.GraphModule(nn.Module(), fx.Graph())))
+
+
+# Names the generated forward() uses itself: an argument called so would shadow them.
+_CODE_NAMES = frozenset({"self", "torch", "operator", "fx_pytree", "pytree", "inf", "nan",
+                         "NoneType", "device"} | set(dir(builtins)))
+
+
+def _unique_attrs(node_ids: list[str], reserved: set[str] = frozenset(),
+                  arguments: set = frozenset()) -> dict[str, str]:
+    """Unique identifiers per node; ``arguments`` (inputs of forward) also avoid _CODE_NAMES."""
+    attrs, taken = {}, set(reserved)
     for node_id in node_ids:
         name, i = attr_name(node_id), 1
-        while name in taken:
+        while name in taken or (node_id in arguments and name in _CODE_NAMES):
             i += 1
             name = f"{attr_name(node_id)}_{i}"
         attrs[node_id] = name

@@ -197,7 +197,14 @@ class Graph:
         if new == old:
             return
         self._check_new_id(new)
-        nx.relabel_nodes(self._g, {old: new}, copy=False)
+        # rebuilt rather than nx.relabel_nodes, which moves the node to the end of the order
+        # (and so of the saved file, the summary and topological ties)
+        nodes = [(new if n == old else n, d) for n, d in self._g.nodes(data=True)]
+        edges = [(new if u == old else u, new if v == old else v, k, d)
+                 for u, v, k, d in self._g.edges(keys=True, data=True)]
+        self._g.clear()
+        self._g.add_nodes_from(nodes)
+        self._g.add_edges_from(edges)
         node.id = new
         self.events.node_renamed.emit(old, new)
 
@@ -233,8 +240,9 @@ class Graph:
                              f"({' -> '.join(path + [edge.dst])})")
         taken = self.in_edges(edge.dst, edge.dst_port)
         if taken and not port.multi:
+            article = "an" if dst.type[:1] in "AEIOU" else "a"
             raise PortError(f"{edge.dst}'s input '{edge.dst_port}' is already connected to "
-                            f"{taken[0].src}; a {dst.type} takes one input there")
+                            f"{taken[0].src}; {article} {dst.type} takes one input there")
 
     def disconnect(self, edge: Edge) -> None:
         self._edge_data(edge)

@@ -192,8 +192,9 @@ def _parse_edge(graph: Graph, edge, where: str, problems: list) -> None:
         return
     for end in (src, dst):
         if end not in graph:
-            problems.append((end, f"{where} ({src} -> {dst}) refers to '{end}', which is not a "
-                             f"node of model '{graph.name}'"))
+            if not any(w == end for w, _ in problems):  # the node's own problem says it all
+                problems.append((end, f"{where} ({src} -> {dst}) refers to '{end}', which is "
+                                 f"not a node of model '{graph.name}'"))
             return
     extra = {k: v for k, v in edge.items() if k not in _EDGE_KEYS}
     try:

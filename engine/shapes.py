@@ -5,9 +5,8 @@ it touches and walks downstream only while outputs actually change.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-
-import networkx as nx
 
 from .events import Event
 from .graph import Edge, Graph
@@ -44,26 +43,25 @@ class ShapeInference:
         self.input_shapes = dict(input_shapes or {})
         self.info: dict[str, NodeInfo] = {}
         self.updated = Event("updated")  # emits the set of node ids whose info was recomputed
+        # node -> position in a topological order; None after an edge that may break it
+        self._rank: dict[str, int] | None = None
         self._live = live
         if live:
-            ev = graph.events
-            ev.node_added.connect(self._on_node)
-            ev.params_changed.connect(self._on_node)
-            ev.node_removed.connect(self._on_removed)
-            ev.node_renamed.connect(self._on_renamed)
-            ev.edge_added.connect(self._on_edge)
-            ev.edge_removed.connect(self._on_edge)
+            for event, callback in self._callbacks():
+                event.connect(callback)
         self.run_all()
+
+    def _callbacks(self):
+        ev = self.graph.events
+        return ((ev.node_added, self._on_added), (ev.params_changed, self._on_node),
+                (ev.node_removed, self._on_removed), (ev.node_renamed, self._on_renamed),
+                (ev.edge_added, self._on_edge_added), (ev.edge_removed, self._on_edge))
 
     def detach(self) -> None:
         """Stop following the graph's edits."""
         if self._live:
-            ev = self.graph.events
-            for event, cb in ((ev.node_added, self._on_node), (ev.params_changed, self._on_node),
-                              (ev.node_removed, self._on_removed),
-                              (ev.node_renamed, self._on_renamed),
-                              (ev.edge_added, self._on_edge), (ev.edge_removed, self._on_edge)):
-                event.disconnect(cb)
+            for event, callback in self._callbacks():
+                event.disconnect(callback)
             self._live = False
 
     # -- queries ---------------------------------------------------------------------------
@@ -118,27 +116,41 @@ class ShapeInference:
 
     def run_all(self) -> None:
         order = self.graph.topological_order()
+        self._rank = {n: i for i, n in enumerate(order)}
         self.info = {}
         for node_id in order:
             self.info[node_id] = self._compute(node_id)
         self.updated.emit(set(order))
 
-    def update(self, node_id: str) -> set[str]:
-        """Recompute ``node_id`` and whatever downstream of it changes as a result."""
-        g = self.graph.nx_graph
-        affected = {node_id} | nx.descendants(g, node_id)
-        changed, done = {node_id}, set()
-        for n in nx.topological_sort(g.subgraph(affected)):
-            if n != node_id and not any(p in changed for p in g.predecessors(n)):
-                continue
+    def update(self, node_id: str, force: bool = False) -> set[str]:
+        """Recompute ``node_id`` and whatever downstream of it changes as a result.
+
+        The walk stops where outputs stay the same; ``force`` recomputes the direct successors
+        anyway (after a rename their messages name the new id).
+        """
+        rank = self._ranks()
+        succ = self.graph.nx_graph.succ
+        # a successor always ranks after its node, so popping by rank computes every node
+        # after all of its recomputed inputs, each once
+        heap, queued, done = [(rank[node_id], node_id)], {node_id}, set()
+        while heap:
+            _, n = heapq.heappop(heap)
             new = self._compute(n)
             old = self.info.get(n)
             self.info[n] = new
             done.add(n)
-            if old is None or old.out_shapes != new.out_shapes or n == node_id:
-                changed.add(n)
+            if old is None or old.out_shapes != new.out_shapes or (force and n == node_id):
+                for s in succ[n]:
+                    if s not in queued:
+                        queued.add(s)
+                        heapq.heappush(heap, (rank[s], s))
         self.updated.emit(done)
         return done
+
+    def _ranks(self) -> dict[str, int]:
+        if self._rank is None:
+            self._rank = {n: i for i, n in enumerate(self.graph.topological_order())}
+        return self._rank
 
     def _compute(self, node_id: str) -> NodeInfo:
         node = self.graph.node(node_id)
@@ -209,17 +221,32 @@ class ShapeInference:
     def _on_node(self, node_id: str) -> None:
         self.update(node_id)
 
+    def _on_added(self, node_id: str) -> None:
+        if self._rank is not None:  # a new node has no wires yet: last is a valid place
+            self._rank[node_id] = max(self._rank.values(), default=-1) + 1
+        self.update(node_id)
+
+    def _on_edge_added(self, edge: Edge) -> None:
+        rank = self._rank
+        if rank is not None and rank[edge.src] >= rank[edge.dst]:
+            self._rank = None  # the order must change; recomputed when next needed
+        self._on_edge(edge)
+
     def _on_edge(self, edge: Edge) -> None:
         if edge.dst in self.graph:
             self.update(edge.dst)
 
     def _on_removed(self, node_id: str) -> None:
         self.info.pop(node_id, None)
+        if self._rank is not None:
+            self._rank.pop(node_id, None)
         self.updated.emit({node_id})
 
     def _on_renamed(self, old: str, new: str) -> None:
         self.info[new] = self.info.pop(old)
-        self.update(new)
+        if self._rank is not None:
+            self._rank[new] = self._rank.pop(old)
+        self.update(new, force=True)
 
 
 def infer_shapes(graph: Graph, input_shapes: dict | None = None) -> ShapeInference:

@@ -63,7 +63,10 @@ def _number(field: str, value: Any, kind: str) -> int | float:
         if isinstance(value, float) and not value.is_integer():
             raise fail(field, "must be an integer", value)
         return int(value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        raise fail(field, "must be a finite number", value) from None
 
 
 def _bounded(field: str, value: Any, rule: Rule) -> int | float:

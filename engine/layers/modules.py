@@ -12,7 +12,9 @@ class Step(nn.Module):
 
     def forward(self, x):
         hard = (x > 0).to(x.dtype)
-        return x + (hard - x).detach()
+        # x - x.detach() is exactly zero, so the value is exactly 0 or 1 even for large x
+        # (x + (hard - x).detach() rounds to 0 for x = 1e8), while the gradient is the identity
+        return hard + (x - x.detach())
 
 
 class Reshape(nn.Module):

@@ -64,7 +64,7 @@ def _emit_recurrent(g, name, args, p):
 def _rnn(layer, doc):
     params = [
         Param("hidden_size", INT, doc="Units in the hidden state.", min=1, starter=32),
-        Param("num_layers", INT, 1, "Stacked recurrent layers.", min=1),
+        Param("num_layers", INT, 1, "Stacked recurrent layers.", min=1, max=100),
         Param("bidirectional", BOOL, False, "Also read the sequence backwards."),
         Param("dropout", FLOAT, 0.0, "Dropout between stacked layers.", min=0.0, max=0.99),
         Param("bias", BOOL, True, "Learn bias terms."),

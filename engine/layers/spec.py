@@ -88,9 +88,16 @@ def _check_int(p: Param, v):
 
 
 def _check_float(p: Param, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"must be a number; got {v!r}")
-    return _bounded(p, float(v))
+    try:
+        value = float(v)
+    except OverflowError:  # a JSON integer too large for a float
+        raise ValueError("must be a number of reasonable size; got one with "
+                         f"{len(str(abs(v)))} digits") from None
+    if not math.isfinite(value):
+        raise ValueError(f"must be a number; got {v!r}")
+    return _bounded(p, value)
 
 
 def _check_bool(p: Param, v):

@@ -1,0 +1,312 @@
+"""The ``python`` format: a folder of plain PyTorch that needs nothing of Layerlab.
+
+``model.py``  a ``Model(nn.Module)`` whose ``__init__`` builds the same submodules (named by node
+              id) and whose ``forward`` is the compiled graph's code; Layerlab's own layer
+              classes it uses are copied in verbatim. It imports only torch.
+``weights.pt`` the weights, ``Model().load_state_dict(torch.load("weights.pt"))``.
+``data.pt``   the project's training and validation tensors (so ``train.py`` needs no Layerlab).
+``train.py``  trains ``Model`` with the project's task, loss, optimizer and batch size, alone or
+              under ``torchrun`` (DistributedDataParallel).
+``README.md`` how to use the folder.
+
+The generated ``model.py`` is executed and compared with the engine's model before anything is
+written.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+import types
+
+from ..errors import DataError, ExportError
+from .files import MARKER, staged_folder
+from .formats import ExportJob, TOLERANCE, max_difference, plain_state_dict
+from .train_template import render_readme, render_train
+
+_ALLOWED_GLOBALS = {"torch", "nn", "inf", "nan"}
+
+
+def write_python(job: ExportJob, folder) -> dict:
+    """Write the folder (staged, replaced atomically); returns the measured difference."""
+    import torch
+
+    from .train_template import choose_task, training_config
+
+    config = training_config(job)
+    dataset = _dataset(job)
+    task = choose_task(job, config, dataset)
+    classes = {job.name: "Model"}
+    partner = _gan_partner(job, task)
+    if partner:
+        classes[partner] = _class_name(partner)
+    source = render_model(job, classes)
+    diff = _check_model_source(source, job)
+    train = render_train(job, task, classes, config, dataset)
+    readme = render_readme(job, task, classes, config)
+    with staged_folder(folder) as tmp:
+        (tmp / "model.py").write_text(source, encoding="utf-8")
+        torch.save(plain_state_dict(job.model), tmp / "weights.pt")
+        if partner:
+            torch.save(plain_state_dict(job.others[partner][0]), tmp / f"{partner}_weights.pt")
+        if dataset is not None:
+            torch.save(_training_data(dataset, task), tmp / "data.pt")
+        (tmp / "train.py").write_text(train, encoding="utf-8")
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
+    return {"max_abs_diff": diff, "task": task}
+
+
+# -- model.py -----------------------------------------------------------------------------------
+def render_model(job: ExportJob, classes: dict[str, str]) -> str:
+    """The text of model.py: torch imports, the helper classes used, one class per model."""
+    models = [(name, job.model if name == job.name else job.others[name][0],
+               job.shapes if name == job.name else job.others[name][1]) for name in classes]
+    bodies, helpers, needs_math = [], {}, set()
+    for name, model, shapes in models:
+        init, used = _init_lines(model, job.project.models[name], shapes, helpers)
+        forward, names = _forward_code(model)
+        helpers.update(used)
+        needs_math |= names & {"inf", "nan"}
+        bodies.append(_class_text(classes[name], job.project.name, name, init, forward))
+    head = [f'"""{safe_text(job.project.name)}: model {safe_text(job.name)!r}, {MARKER}.',
+            "", 'Plain PyTorch: needs only torch.\n"""', "import torch", "import torch.nn as nn"]
+    if needs_math:
+        head.insert(3, f"from math import {', '.join(sorted(needs_math))}")
+    parts = ["\n".join(head)] + [text.rstrip() for text in helpers.values()]
+    return "\n\n\n".join(parts + bodies) + "\n"
+
+
+def _init_lines(model, graph, shapes, taken: dict) -> tuple[list[str], dict]:
+    """``self.fc1 = nn.Linear(...)`` per submodule, and the helper classes they need."""
+    from ..layers import modules
+    from ..layers.opaque import OpaqueCall, live_module
+
+    nodes = {a: n for n, a in model.node_attrs.items()}
+    lines, used = [], {}
+    for attr, _ in model.named_children():
+        node = graph.node(nodes[attr])
+        info = shapes.info[node.id]
+        call = node.spec.module(info.params, info.in_shapes)
+        live = live_module(info.params) if isinstance(call, OpaqueCall) else None
+        if _is_graph_module(live):
+            name = _helper_name(node.id, {**taken, **used})
+            used[name] = _captured_class(name, node.id, live)
+            lines.append(f"self.{attr} = {name}()")
+            continue
+        lines.append(f"self.{attr} = {_code(call, node.id)}")
+        if not isinstance(call, OpaqueCall) and not call.cls.startswith("nn."):
+            used[call.cls] = inspect.getsource(getattr(modules, call.cls))
+    return lines, used
+
+
+def _code(call, node_id: str) -> str:
+    try:
+        return call.code()
+    except ValueError as exc:
+        raise ExportError(f"{node_id}: the python format cannot write this node as plain "
+                          f"PyTorch: {exc}; export as onnx or torchscript instead") from None
+
+
+def _is_graph_module(module) -> bool:
+    import torch.fx as fx
+
+    return isinstance(module, fx.GraphModule)
+
+
+def _helper_name(node_id: str, taken: dict) -> str:
+    base = "Op" + _class_name(node_id).removeprefix("Model")
+    name, i = base, 1
+    while name in taken or name == "Model":
+        i += 1
+        name = f"{base}{i}"
+    return name
+
+
+def _captured_class(name: str, node_id: str, gm) -> str:
+    """A class for an operation captured from an imported model (a small GraphModule)."""
+    init = []
+    for attr, p in gm.named_parameters(recurse=False):
+        frozen = ", requires_grad=False" if not p.requires_grad else ""
+        init.append(f"self.{attr} = nn.Parameter({_empty(p)}{frozen})")
+    init += [f"self.register_buffer({attr!r}, {_empty(b)})"
+             for attr, b in gm.named_buffers(recurse=False)]
+    for attr, sub in gm.named_children():
+        init.append(f"self.{attr} = {_plain_module(sub, node_id)}")
+    forward, _ = _forward_code(gm)
+    lines = [f"class {name}(nn.Module):",
+             f'    """Node {safe_text(node_id)!r}: an operation of the imported model."""', ""]
+    if init:
+        lines += ["    def __init__(self):", "        super().__init__()"]
+        lines += [wrap(line, 8) for line in init] + [""]
+    lines += [f"    {line}" if line else "" for line in forward.splitlines()]
+    return "\n".join(lines)
+
+
+def _empty(tensor) -> str:
+    dtype = "" if str(tensor.dtype) == "torch.float32" else f", dtype={tensor.dtype}"
+    return f"torch.empty({tuple(tensor.shape)}{dtype})"
+
+
+def _plain_module(module, node_id: str) -> str:
+    import torch.nn as nn
+
+    from ..importer.opaque import recover_init
+
+    name = type(module).__name__
+    init = recover_init(module) if getattr(nn, name, None) is type(module) else None
+    if init is None:
+        raise ExportError(f"{node_id}: the python format cannot write this node as plain "
+                          f"PyTorch: it uses a {name}, which is not a torch.nn class with known "
+                          "arguments; export as onnx or torchscript instead")
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in json.loads(init).items())
+    return f"nn.{name}({kwargs})"
+
+
+def _forward_code(model) -> tuple[str, set[str]]:
+    """The GraphModule's forward, tidied: no ``x = None`` frees, ``[:, -1]`` slices."""
+    tree = ast.parse(model.code)
+    tree = ast.fix_missing_locations(_Tidy().visit(tree))
+    code = ast.unparse(tree)
+    names = _global_names(tree)
+    unknown = names - _ALLOWED_GLOBALS
+    if unknown:
+        raise ExportError(f"python: the model's code uses {', '.join(sorted(unknown))}, which "
+                          "plain PyTorch code cannot name; export as onnx or torchscript instead")
+    return code, names
+
+
+class _Tidy(ast.NodeTransformer):
+    def visit_Assign(self, node):
+        if isinstance(node.value, ast.Constant) and node.value.value is None and all(
+                isinstance(t, ast.Name) for t in node.targets):
+            return None  # fx frees intermediate tensors early; plain code need not
+        return self.generic_visit(node)
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "slice" and not node.keywords:
+            bounds = [None if isinstance(a, ast.Constant) and a.value is None else a
+                      for a in node.args]
+            if len(bounds) == 1:
+                bounds = [None, bounds[0]]
+            return ast.Slice(*(bounds + [None] * (3 - len(bounds))))
+        return node
+
+
+def _global_names(tree) -> set[str]:
+    import builtins
+
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Store)}
+    args = {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.args}
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Load)}
+    return {n for n in loaded - assigned - args if not hasattr(builtins, n)}
+
+
+def _class_text(cls: str, project: str, model: str, init: list[str], forward: str) -> str:
+    lines = [f"class {cls}(nn.Module):",
+             f'    """Model {safe_text(model)!r} of the Layerlab project '
+             f'{safe_text(project)!r}."""',
+             "",
+             "    def __init__(self):", "        super().__init__()"]
+    lines += [wrap(line, 8) for line in init]
+    lines.append("")
+    lines += [f"    {line}" if line else "" for line in forward.splitlines()]
+    return "\n".join(lines)
+
+
+def wrap(line: str, indent: int, width: int = 99) -> str:
+    """Indent ``line``; a long call is broken after commas, aligned under its bracket."""
+    pad = " " * indent
+    start = line.find("(")
+    if len(pad + line) <= width or start < 0 or not line.endswith(")"):
+        return pad + line
+    parts, depth, quote, last = [], 0, None, start + 1
+    for i, ch in enumerate(line[start + 1:-1], start + 1):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(line[last:i + 1].strip())
+            last = i + 1
+    parts.append(line[last:-1].strip() + ")")
+    out, current = [], pad + line[:start + 1]
+    hang = " " * len(current)
+    for part in parts:
+        if len(current) + len(part) + 1 > width and current.strip() != line[:start + 1]:
+            out.append(current.rstrip())
+            current = hang
+        current += part + " "
+    return "\n".join(out + [current.rstrip()])
+
+
+def safe_text(text: str) -> str:
+    """Text that can sit inside a triple-quoted docstring."""
+    return " ".join(str(text).replace("\\", "/").replace('"', "'").split())
+
+
+def _class_name(model: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", model) or ["Partner"]
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    return name if name[0].isalpha() and name != "Model" else f"Model{name}"
+
+
+def _check_model_source(source: str, job: ExportJob) -> float:
+    """Run the generated model.py in a fresh namespace and compare it with the engine's model."""
+    namespace = types.ModuleType("layerlab_python_export_check")
+    try:
+        exec(compile(source, "model.py", "exec"), namespace.__dict__)
+        model = namespace.Model()
+        model.load_state_dict(job.model.state_dict())
+    except Exception as exc:  # a bug in the generator, reported rather than written
+        raise ExportError(f"python: the generated model.py does not work: "
+                          f"{type(exc).__name__}: {exc}") from None
+    diff = max_difference(model.eval(), job.model, job.make_inputs)
+    if not diff <= TOLERANCE["python"]:
+        raise ExportError(f"python: the generated model.py gives other outputs than the model "
+                          f"(largest difference {diff:.3g})")
+    return diff
+
+
+# -- the training side --------------------------------------------------------------------------
+def _gan_partner(job: ExportJob, task: str) -> str | None:
+    if task != "gan":
+        return None
+    others = [n for n in job.project.models if n != job.name]
+    if not others:
+        raise ExportError("python: a GAN project needs a generator and a discriminator")
+    if others[0] not in job.others:
+        raise ExportError(f"python: the GAN's model '{others[0]}' does not compile; fix it to "
+                          "export train.py")
+    return others[0]
+
+
+def _dataset(job: ExportJob):
+    """The project's dataset, as training loads it (None when the project has none)."""
+    from ..data import load_dataset
+
+    project = job.project
+    if not project.dataset:
+        return None
+    seed = project.training.get("seed", 0)
+    try:
+        return load_dataset(project.dataset, seed=seed if isinstance(seed, int) else 0,
+                            base_dir=project.base_dir)
+    except DataError as exc:
+        raise ExportError(f"python: train.py needs the project's data, which cannot be loaded: "
+                          f"{exc}") from None
+
+
+def _training_data(ds, task: str) -> dict:
+    """The tensors train.py trains on (written as data.pt)."""
+    data = {"x_train": ds.x_train, "x_val": ds.x_val}
+    if task not in ("reconstruction", "vae", "gan") and ds.y_train is not None:
+        data.update(y_train=ds.y_train, y_val=ds.y_val)
+    return {k: v.detach().cpu().contiguous() for k, v in data.items() if v is not None}

@@ -1,0 +1,609 @@
+"""Import a PyTorch ``nn.Module``: torch.fx traces it, and its calls become a Layerlab graph.
+
+What maps onto catalog layers (anything else becomes an Opaque node that still compiles and
+trains, see :mod:`engine.layers.opaque`):
+
+* modules: Linear, Conv1d, Conv2d, ConvTranspose2d (zero padding), MaxPool2d, AvgPool2d,
+  AdaptiveAvgPool2d, Upsample, BatchNorm1d/2d, LayerNorm (one normalized dimension), Dropout,
+  Flatten, Embedding, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax; RNN, LSTM, GRU
+  (batch_first; ``out, h = rnn(x)`` with ``out`` -> port ``out``, ``out[:, -1]`` and
+  ``h[-1]`` -> port ``last``); MultiheadAttention (batch_first, result ``[0]``);
+  TransformerEncoderLayer (batch_first, no masks); nn.Identity is skipped; Layerlab's own
+  classes (Step, Reshape, SequencePool, PositionalEncoding, Reservoir, Reparameterize), also
+  as copied into an exported model.py;
+* operations: ``+``/``torch.add`` -> Add, ``*``/``torch.mul`` -> Multiply, ``torch.cat`` -> Concat,
+  ``torch.flatten``/``x.flatten(1)``/``x.view(x.size(0), -1)`` -> Flatten,
+  ``x.view(x.size(0), 4, 4)`` -> Reshape, ``F.relu``/``torch.relu``/``x.relu()`` and the other
+  activations, ``F.dropout``, ``F.max_pool2d``, ``F.avg_pool2d``, ``F.adaptive_avg_pool2d``;
+* placeholders -> Input (with ``shape`` when example shapes are given), the returned tensors ->
+  Output.
+
+Node ids come from the module's attribute names (``layer1.0.conv1`` -> ``layer1_0_conv1``) and
+from torch.fx's names for operations (``add``, ``relu_1``). The weights come along: the returned
+state_dict loads into the compiled graph, and when input shapes are known the compiled model is
+checked to give the module's outputs. The module is traced in evaluation mode.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import operator
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ExportError, LayerlabError
+from ..graph import Graph
+from ..layers import ShapeError, get_spec
+from ..project import Project
+
+_SIZE_METHODS = {"size", "dim", "numel"}
+_SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda"}
+TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class _Port:
+    """A tensor on the canvas: an output port of a node."""
+
+    node: str
+    port: str = "out"
+
+
+@dataclass(frozen=True)
+class _Tuple:
+    """A tuple result (recurrent layer, attention); only some of its items can be used."""
+
+    node: str
+    kind: str  # recurrent | lstm_state | hidden | attention | pair
+    bidirectional: bool = False
+
+
+def import_module(source, example_input_shape=None, weights=None) -> tuple[Project, dict]:
+    """Trace ``source`` and return (a one-model Project, state_dict for the compiled graph).
+
+    ``source``: ``"path/to/file.py:ClassName"``, ``"package.module:ClassName"``, an
+    ``nn.Module`` instance or class (built without arguments). ``example_input_shape``: the
+    shape of one sample without the batch (``(1, 28, 28)``), a list of them or a dict
+    ``{forward argument: shape}``. ``weights``: a state_dict (or a file holding one) of the
+    module, loaded before tracing. Every problem raises :class:`ExportError`.
+    """
+    from .opaque import class_path
+
+    module, label = load_source(source)
+    module = _prepared(module, weights, label)
+    traced = trace(module, label)
+    builder = _Builder(traced, _input_shapes(example_input_shape, traced))
+    graph = builder.build()
+    _layout(graph)
+    state = builder.state_dict(module.state_dict())
+    project = Project(name=type(module).__name__, models={"model": graph},
+                      extra={"imported_from": {"source": label,
+                                               "class": class_path(type(module)),
+                                               "notes": builder.notes}})
+    if all(n.params.get("shape") for n in graph.nodes_of_type("Input")):
+        diff = check_outputs(graph, state, module, label)
+        builder.notes.append(f"checked: the compiled graph gives the module's outputs "
+                             f"(largest difference {diff:.2g})")
+    return project, state
+
+
+def reopen_warnings(project) -> list[str]:
+    """What a saved copy of an imported project needs when it is opened again."""
+    from ..layers.opaque import FUNCTION_PREFIX
+
+    captured, classes = [], set()
+    for graph in project.models.values():
+        for node in graph.nodes_of_type("Opaque"):
+            module = node.params.get("module", "")
+            if module.startswith(FUNCTION_PREFIX):
+                captured.append(node.id)
+            elif not module.startswith("torch.nn."):
+                classes.add(module)
+    lines = []
+    if classes:
+        lines.append(f"the project names the module classes {', '.join(sorted(classes))}; they "
+                     "must be importable when the project is opened again")
+    if captured:
+        lines.append(f"{', '.join(captured)}: operations captured from the traced forward live "
+                     "only in the session that imported them; a saved copy cannot compile them "
+                     "when reopened (keep working in this session, or replace them with catalog "
+                     "layers)")
+    return lines
+
+
+# -- the source ---------------------------------------------------------------------------------
+def load_source(source) -> tuple:
+    """(module instance, label) for a module, a class or ``file.py:Class`` / ``pkg.mod:Class``."""
+    import torch.nn as nn
+
+    if isinstance(source, nn.Module):
+        return source, type(source).__name__
+    if isinstance(source, type) and issubclass(source, nn.Module):
+        return _instantiate(source, source.__name__), source.__name__
+    if not isinstance(source, (str, Path)) or ":" not in str(source):
+        raise ExportError(f"give the model as path/to/file.py:ClassName or "
+                          f"package.module:ClassName; got {source!r}")
+    where, name = str(source).rsplit(":", 1)
+    obj = _lookup(_owner(where), name, where)
+    if isinstance(obj, nn.Module):
+        return obj, str(source)
+    if isinstance(obj, type) and issubclass(obj, nn.Module):
+        return _instantiate(obj, str(source)), str(source)
+    raise ExportError(f"{source}: {name} is not a torch.nn.Module class")
+
+
+def _owner(where: str):
+    from ..layers.opaque import load_file
+
+    try:
+        if where.endswith(".py"):
+            if not Path(where).expanduser().is_file():
+                raise ExportError(f"{where}: no such file")
+            return load_file(where)
+        return _import_from_cwd(where)
+    except LayerlabError:
+        raise
+    except Exception as exc:  # importing the user's file runs it; any error is theirs
+        raise ExportError(f"{where}: cannot be imported ({type(exc).__name__}: "
+                          f"{_first_line(exc)})") from None
+
+
+def _import_from_cwd(name: str):
+    """Import ``name`` the way ``python -m`` would: the current folder comes first."""
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def _lookup(owner, name: str, where: str):
+    obj = owner
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise ExportError(f"{where}: has no {name}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _instantiate(cls, label: str):
+    try:
+        return cls()
+    except Exception as exc:  # the user's constructor
+        raise ExportError(f"{label}: {cls.__name__}() cannot be built without arguments "
+                          f"({_first_line(exc)}); import an instance instead") from None
+
+
+def _prepared(module, weights, label: str):
+    """A CPU copy in evaluation mode with ``weights`` loaded (the caller's module is untouched)."""
+    try:
+        module = copy.deepcopy(module)
+    except Exception:  # some modules cannot be copied; use them as they are
+        pass
+    module = module.cpu().eval()
+    if weights is not None:
+        from ..export.weights import load_state_dict, read_weights
+
+        source = str(weights) if isinstance(weights, (str, Path)) else "weights"
+        state = read_weights(weights) if isinstance(weights, (str, Path)) else weights
+        state = _unwrap_checkpoint(state)
+        load_state_dict(module, state, model=label, source=source)
+    return module
+
+
+def _unwrap_checkpoint(state: dict) -> dict:
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state.get(key), dict):
+            return state[key]
+    return state
+
+
+def trace(module, label: str):
+    """Trace with torch.fx, as ``symbolic_trace`` does; ExportError with fx's reason when the
+    forward cannot be traced."""
+    import torch.fx as fx
+
+    from .mapping import is_own_module
+
+    class Tracer(fx.Tracer):
+        """Layerlab's own layer classes stay whole, like torch.nn's."""
+
+        def is_leaf_module(self, m, qualname: str) -> bool:
+            return is_own_module(m) or super().is_leaf_module(m, qualname)
+
+    try:
+        tracer = Tracer()
+        graph = tracer.trace(module)
+        return fx.GraphModule(tracer.root, graph, type(module).__name__)
+    except Exception as exc:  # fx raises TraceError, TypeError, RuntimeError... for one cause
+        reason = _first_line(exc)
+        hint = (" (its forward branches or loops on tensor values, which tracing cannot "
+                "follow)" if "control flow" in reason or "iterate" in reason else "")
+        raise ExportError(f"{label}: torch.fx cannot trace this model{hint}: {reason}") \
+            from None
+
+
+def _input_shapes(given, traced) -> dict:
+    names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
+    if given is None:
+        return {}
+    if isinstance(given, dict):
+        shapes = dict(given)
+    elif given and all(isinstance(s, (tuple, list)) for s in given):
+        shapes = dict(zip(names, given))
+    else:
+        shapes = {names[0]: given} if names else {}
+    for name, shape in shapes.items():
+        if name not in names:
+            raise ExportError(f"example_input_shape names '{name}', which is not an argument "
+                              f"of forward ({', '.join(names)})")
+        if not (isinstance(shape, (tuple, list)) and shape and all(
+                isinstance(s, int) and s >= 1 for s in shape)):
+            raise ExportError(f"example_input_shape for '{name}' must be the shape of one "
+                              f"sample, e.g. (1, 28, 28); got {shape!r}")
+    return {k: list(v) for k, v in shapes.items()}
+
+
+def _layout(graph: Graph) -> None:
+    try:
+        from ..layout import layered_layout
+    except ImportError:
+        return
+    for node_id, pos in layered_layout(graph).items():
+        graph.set_pos(node_id, pos)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+# -- the walk over the traced graph ---------------------------------------------------------------
+class _Builder:
+    """Walks a traced GraphModule and builds the Layerlab graph, node by node."""
+
+    def __init__(self, traced, input_shapes: dict):
+        from ..compiler import _reserved_names
+
+        self.gm = traced
+        self.graph = Graph("model")
+        self.input_shapes = input_shapes
+        self.env: dict = {}  # traced node -> _Port | _Tuple
+        self.size_values: set = set()  # traced nodes that are sizes, shapes, constants
+        self.handled: set = set()
+        self.taken = set(_reserved_names())
+        self.prefixes: list[tuple[str, str]] = []  # (node id, original submodule name)
+        self.live: dict[str, object] = {}  # opaque node id -> its live module
+        self.recurrent_out: dict[str, bool] = {}  # node id -> bidirectional
+        self.notes: list[str] = []
+
+    def build(self) -> Graph:
+        graph = self.gm.graph
+        _refuse_inplace(graph)
+        graph.eliminate_dead_code()
+        for node in list(graph.nodes):
+            if node not in self.handled:
+                getattr(self, f"_{node.op}")(node)
+        self._note_shared_modules()
+        return self.graph
+
+    # -- per kind of traced node
+    def _placeholder(self, node) -> None:
+        if not node.users:
+            return
+        params = {"shape": self.input_shapes[node.name]} if node.name in self.input_shapes else {}
+        node_id = self._new_id(node.name)
+        self.graph.add_node("Input", node_id, params)
+        self.env[node] = _Port(node_id)
+
+    def _get_attr(self, node) -> None:
+        self.size_values.add(node)  # a parameter used in an operation: captured with it
+
+    def _call_module(self, node) -> None:
+        import torch.nn as nn
+
+        from .mapping import map_module
+
+        module = self.gm.get_submodule(node.target)
+        if isinstance(module, nn.Identity) and len(node.args) == 1 and self._tensor(node.args[0]):
+            self.env[node] = self._tensor(node.args[0])
+            return
+        mapped = map_module(module, node.args, node.kwargs)
+        if mapped is not None and self._add_mapped(node, mapped, node.target):
+            return
+        self._opaque_module(node, module)
+
+    def _call_function(self, node) -> None:
+        from .mapping import map_call
+
+        if self._is_size(node) or (node.target is operator.getitem and self._getitem(node)):
+            return
+        mapped = map_call(node, self._is_batch)
+        if mapped is None or not self._add_mapped(node, mapped):
+            self._opaque_call([node])
+
+    _call_method = _call_function
+
+    def _output(self, node) -> None:
+        value = node.args[0]
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        for i, item in enumerate(values):
+            port = self._tensor(item) if hasattr(item, "op") else None
+            if port is None:
+                raise ExportError(f"the model returns {_describe_value(item)}; Layerlab imports "
+                                  "models whose forward returns a tensor or a tuple of tensors")
+            node_id = self._new_id("output" if len(values) == 1 else f"output_{i}")
+            self.graph.add_node("Output", node_id)
+            self.graph.connect(port.node, node_id, port.port)
+
+    # -- catalog layers
+    def _add_mapped(self, node, mapped, prefix: str | None = None) -> bool:
+        sources = [(self._tensor(v), port) for v, port in mapped.inputs]
+        if any(s is None for s, _ in sources) or len(set(sources)) < len(sources):
+            return False
+        try:
+            get_spec(mapped.type).resolve(mapped.params)
+        except ShapeError:
+            return False
+        node_id = self._new_id(node.name)
+        self.graph.add_node(mapped.type, node_id, mapped.params)
+        for src, port in sources:
+            self.graph.connect(src.node, node_id, src.port, port)
+        if prefix is not None:
+            self.prefixes.append((node_id, prefix))
+        bidirectional = bool(mapped.params.get("bidirectional"))
+        self.env[node] = _Port(node_id) if mapped.result == "tensor" else \
+            _Tuple(node_id, mapped.result, bidirectional)
+        return True
+
+    def _getitem(self, node) -> bool:
+        """Items of recurrent / attention results, and ``out[:, -1]`` as the ``last`` port."""
+        container, index = node.args
+        value = self.env.get(container)
+        if isinstance(value, _Tuple):
+            self.env[node] = self._select(value, index)
+            return True
+        if isinstance(value, _Port) and value.port == "out" and _is_last_step(index) and \
+                self.recurrent_out.get(value.node) is False:
+            self.env[node] = _Port(value.node, "last")
+            return True
+        return False
+
+    def _select(self, value: _Tuple, index):
+        node = self.graph.node(value.node)
+        if value.kind in ("recurrent", "pair") and index == 0:
+            self.recurrent_out[value.node] = value.bidirectional
+            return _Port(value.node)
+        if value.kind == "pair" and index == 1:
+            return _Port(value.node, "last")
+        if value.kind == "recurrent" and index == 1:
+            kind = "lstm_state" if node.type == "LSTM" else "hidden"
+            return _Tuple(value.node, kind, value.bidirectional)
+        if value.kind == "lstm_state" and index == 0:
+            return _Tuple(value.node, "hidden", value.bidirectional)
+        if value.kind == "hidden" and index == -1 and not value.bidirectional:
+            return _Port(value.node, "last")
+        if value.kind == "attention" and index == 0:
+            return _Port(value.node)
+        raise ExportError(f"{value.node}: the model uses {_item_text(value, index)}, which a "
+                          f"Layerlab {node.type} does not give; it gives "
+                          f"{_ports_text(node.type)}")
+
+    # -- sizes and constants (recomputed inside the operations that use them)
+    def _is_size(self, node) -> bool:
+        args = _nodes_in((node.args, node.kwargs))
+        is_size = (node.op == "call_method" and node.target in _SIZE_METHODS) or (
+            node.target is getattr and len(node.args) > 1 and node.args[1] in _SIZE_ATTRS) or \
+            not any(a in self.env for a in args)
+        if is_size:
+            if any(isinstance(self.env.get(a), _Tuple) for a in args):
+                return False
+            self.size_values.add(node)
+        return is_size
+
+    def _is_batch(self, value) -> bool:
+        """``x.size(0)``, ``x.shape[0]`` or ``x.size()[0]``."""
+        if not hasattr(value, "op") or value not in self.size_values:
+            return False
+        if value.op == "call_method" and value.target == "size":
+            dim = value.args[1] if len(value.args) > 1 else value.kwargs.get("dim")
+            return dim == 0
+        if value.target is operator.getitem and value.args[1] == 0:
+            inner = value.args[0]
+            return hasattr(inner, "op") and inner in self.size_values and (
+                inner.target == "size" and len(inner.args) == 1 or inner.target is getattr)
+        return False
+
+    # -- opaque nodes
+    def _opaque_module(self, node, module) -> None:
+        users = list(node.users)
+        if users and all(u.target is operator.getitem and isinstance(u.args[1], int)
+                         for u in users):
+            indices = {u.args[1] for u in users}
+            if len(indices) > 1:
+                raise ExportError(f"{node.name}: {type(module).__name__} returns several "
+                                  f"results that the model uses separately (items "
+                                  f"{sorted(indices)}); an imported layer passes on one tensor")
+            self._opaque_call([node, users[0]], module, users[1:])
+            return
+        args = list(node.args)
+        ports = [self._tensor(a) for a in args]
+        if node.kwargs or not args or None in ports or len(set(ports)) < len(ports):
+            self._opaque_call([node], module)
+            return
+        self._add_opaque(node, copy.deepcopy(module), ports, module)
+
+    def _opaque_call(self, nodes: list, module=None, aliases=()) -> None:
+        from .opaque import capture
+
+        captured, inputs, _, text = capture(nodes, self.gm, self._tensor_or_fail)
+        index = nodes[1].args[1] if len(nodes) == 2 and module is not None else None
+        simple = index is not None and len(nodes[0].args) == 1 and not nodes[0].kwargs
+        node_id = self._add_opaque(nodes[-1], captured, [self._tensor(v) for v in inputs],
+                                   module if simple else None, text, index, nodes[0].name)
+        for node in list(nodes[1:]) + list(aliases):
+            self.env[node] = _Port(node_id)
+            self.handled.add(node)
+
+    def _add_opaque(self, node, live, ports: list, module=None, text: str | None = None,
+                    index: int | None = None, name: str | None = None) -> str:
+        """An Opaque node computing traced ``node`` with ``live`` from ``ports``."""
+        from ..layers.opaque import register_module
+        from .opaque import class_path, recover_init
+
+        name = name or node.name
+        if not ports:
+            raise ExportError(f"{name}: {text or name} reads no tensor of the model; Layerlab "
+                              "cannot place it on the canvas")
+        params = {"module": class_path(type(module)) if module is not None else text}
+        init = recover_init(module) if module is not None else None
+        if init is not None:
+            params["init"] = init
+        if index is not None and module is not None:
+            params["output_index"] = index
+        params["ref"] = register_module(live)
+        node_id = self._new_id(name)
+        self.graph.add_node("Opaque", node_id, params)
+        for port in ports:
+            self.graph.connect(port.node, node_id, port.port)
+        self.live[node_id] = live
+        self.env[node] = _Port(node_id)
+        self.notes.append(f"{node_id}: kept as an Opaque node ({params['module']})")
+        return node_id
+
+    # -- helpers
+    def _tensor(self, value) -> _Port | None:
+        found = self.env.get(value) if hasattr(value, "op") else None
+        return found if isinstance(found, _Port) else None
+
+    def _tensor_or_fail(self, value):
+        found = self.env.get(value)
+        if isinstance(found, _Tuple):
+            raise ExportError(f"{found.node}: the model uses its whole result "
+                              f"({value.name}) in an operation; only single items of it can "
+                              f"be imported: {_ports_text(self.graph.node(found.node).type)}")
+        return found
+
+    def _new_id(self, name: str) -> str:
+        from ..compiler import attr_name
+
+        node_id = attr_name(name)
+        while node_id in self.taken:
+            node_id += "_"
+        self.taken.add(node_id)
+        return node_id
+
+    def _note_shared_modules(self) -> None:
+        calls = Counter(prefix for _, prefix in self.prefixes)
+        for prefix, n in calls.items():
+            if n > 1:
+                self.notes.append(f"module {prefix} is called {n} times; each call became its "
+                                  "own node, with a copy of its weights (they train separately)")
+
+    def state_dict(self, original: dict) -> dict:
+        """The weights keyed by the compiled graph's parameter names (node id first)."""
+        state = {}
+        for node_id, prefix in self.prefixes:
+            head = prefix + "."
+            state.update({f"{node_id}.{k[len(head):]}": v.detach().clone()
+                          for k, v in original.items() if k.startswith(head)})
+        for node_id, live in self.live.items():
+            state.update({f"{node_id}.{k}": v.detach().clone()
+                          for k, v in live.state_dict().items()})
+        return state
+
+
+def _refuse_inplace(graph) -> None:
+    for node in graph.nodes:
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__",
+                                                                         "")
+        if node.op in ("call_method", "call_function") and name.endswith("_") and \
+                not name.startswith("_") and not node.users:
+            raise ExportError(f"{node.name}: the in-place operation {name} cannot be imported; "
+                              "write it as a new tensor (x = x + y rather than x.add_(y))")
+
+
+def _nodes_in(args) -> list:
+    from torch.fx.node import map_aggregate
+
+    found = []
+    map_aggregate(args, lambda a: found.append(a) if hasattr(a, "op") else None)
+    return found
+
+
+def _is_last_step(index) -> bool:
+    full = slice(None)
+    return isinstance(index, tuple) and index[:2] == (full, -1) and all(
+        i == full for i in index[2:])
+
+
+def _item_text(value: _Tuple, index) -> str:
+    return {"recurrent": f"item {index} of its result", "lstm_state": f"item {index} of (h_n, c_n)",
+            "hidden": f"h_n[{index}]" + (" of a bidirectional layer" if value.bidirectional
+                                         else ""),
+            "attention": f"item {index} of its result (the attention weights)",
+            "pair": f"item {index} of its result"}[value.kind]
+
+
+def _ports_text(type_: str) -> str:
+    if type_ in ("RNN", "LSTM", "GRU", "Reservoir"):
+        return ("the output sequence (result[0]) and the last step (result[0][:, -1], or h_n[-1] "
+                "of a one-directional layer)")
+    if type_ == "MultiheadAttention":
+        return "the attention output (result[0])"
+    return "one tensor"
+
+
+def _describe_value(value) -> str:
+    if hasattr(value, "op"):
+        return f"a non-tensor value ({value.name})"
+    return f"a {type(value).__name__}"
+
+
+# -- checking the import ------------------------------------------------------------------------
+def check_outputs(graph: Graph, state: dict, module, label: str) -> float:
+    """Compile the imported graph, load ``state`` and compare with ``module`` on random input."""
+    import torch
+
+    from ..compiler import compile_model
+    from ..export.formats import max_difference
+    from ..shapes import infer_shapes
+
+    shapes = infer_shapes(graph)
+    problems = sorted(shapes.errors().items())
+    if problems:
+        node, msg = problems[0]
+        raise ExportError(f"{label}: the imported graph does not check: {node}: {msg}")
+    model = compile_model(graph, shapes)
+    model.load_state_dict(state)
+    model.eval()
+
+    def inputs(batch):
+        gen = torch.Generator().manual_seed(batch)
+        return tuple(_random_input(graph, shapes, name, batch, gen)
+                     for name in model.input_names)
+
+    diff = max_difference(model, module, inputs, batches=(2,))
+    if not diff <= TOLERANCE:
+        raise ExportError(f"{label}: the imported graph does not reproduce the module's outputs "
+                          f"(largest difference {diff:.3g}); please report this model")
+    return diff
+
+
+def _random_input(graph: Graph, shapes, name: str, batch: int, gen):
+    import torch
+
+    shape = (batch, *shapes.info[name].out_shapes["out"])
+    vocab = [shapes.info[n].params["num_embeddings"] for n in graph.descendants(name)
+             if graph.node(n).type == "Embedding"]
+    if vocab:
+        return torch.randint(0, min(vocab), shape, generator=gen)
+    return torch.randn(shape, generator=gen)

@@ -1,0 +1,148 @@
+"""``python main.py train PROJECT [--epochs N] [--device D] [--out DIR] [--seed S]``.
+
+Prints one JSON object per line on stdout for every epoch, then ``{"event": "done", "out": DIR}``;
+``DIR`` (default ``runs/<project stem>`` under the current folder) holds ``checkpoint.pt``
+(rewritten atomically after every epoch) and, at the end, ``weights.pt``
+(``{model name: state_dict}``, loadable with ``torch.load(..., weights_only=True)``). A progress
+bar goes to stderr when stderr is a terminal. Mistakes in the project exit 1 with one line each on
+stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from .cli import load_or_exit
+from .errors import TrainingError
+
+SUFFIX = ".layerlab.json"
+
+
+def add_parser(sub, command: str) -> None:
+    p = sub.add_parser("train", help="train a project headless; one JSON line per epoch")
+    p.add_argument("project")
+    p.add_argument("--epochs", type=int, help="epochs to train (default: the project's)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", help="folder for checkpoints and weights.pt "
+                   "(default: runs/<project stem>)")
+    p.add_argument("--seed", type=int, help="random seed (default: the project's, else 0)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads per op (default: 1 for small models, else torch's choice)")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from DIR/checkpoint.pt of an earlier run")
+    p.add_argument("--distributed", action="store_true",
+                   help="train with DistributedDataParallel under torchrun (not available yet)")
+
+
+def default_out(project_path: str) -> Path:
+    name = Path(project_path).name
+    stem = name[:-len(SUFFIX)] if name.endswith(SUFFIX) else Path(name).stem
+    return Path("runs") / (stem or "project")
+
+
+def run(args) -> int:
+    if args.distributed and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print("--distributed: training with DistributedDataParallel is not available yet; "
+              "run one process without torchrun", file=sys.stderr)
+        return 2
+    project, code = load_or_exit(args.project)
+    if project is None:
+        return code
+    if args.epochs is not None and args.epochs < 1:
+        raise TrainingError(f"--epochs: must be at least 1; got {args.epochs}")
+    if args.threads is not None and args.threads < 1:
+        raise TrainingError(f"--threads: must be at least 1; got {args.threads}")
+    import torch
+
+    from .training import Trainer
+    from .training.runtime import suggested_threads
+
+    out = Path(args.out) if args.out else default_out(args.project)
+    callbacks = [ProgressBar(sys.stderr)] if _is_tty(sys.stderr) else []
+    callbacks.append(JsonLines(sys.stdout))
+    trainer = Trainer(project, device=args.device, seed=args.seed, epochs=args.epochs,
+                      out_dir=out, callbacks=callbacks, resume_from=args.resume)
+    threads = args.threads or suggested_threads(trainer)
+    if threads:
+        torch.set_num_threads(threads)
+    if args.distributed:
+        print("note: --distributed is not available yet; training in one process",
+              file=sys.stderr)
+    for warning in trainer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    trainer.fit()
+    trainer.save_weights(out / "weights.pt")
+    _emit(sys.stdout, {"event": "done", "out": str(out)})
+    return 0
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _clean(value):
+    """JSON has no NaN or Infinity: non-finite numbers become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _emit(stream, obj: dict) -> None:
+    stream.write(json.dumps({k: _clean(v) for k, v in obj.items()}) + "\n")
+    stream.flush()
+
+
+def _callback_base():
+    from .training import Callback
+
+    return Callback
+
+
+class JsonLines(_callback_base()):
+    """Prints ``{"event": "epoch", "epoch": N, ...}`` for every finished epoch."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        _emit(self.stream, {"event": "epoch", **logs})
+
+
+class ProgressBar(_callback_base()):
+    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, stream, width: int = 24):
+        self.stream = stream
+        self.width = width
+        self._drawn = 0.0
+        self._loss = ""
+
+    def on_batch_end(self, trainer, step, logs):
+        names = trainer.task.step_losses
+        if names[0] in logs:
+            self._loss = "  ".join(f"{n} {logs[n]:.4g}" for n in names)
+        now = time.monotonic()
+        if now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        done = (logs["batch"] + 1) / trainer.steps_per_epoch
+        filled = int(done * self.width)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r\033[Kepoch {logs['epoch']}/{trainer.epochs} [{bar}] "
+                          f"{logs['batch'] + 1}/{trainer.steps_per_epoch}  {self._loss}")
+        self.stream.flush()
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
+    def on_error(self, trainer, error):
+        self.on_epoch_end(trainer, 0, {})

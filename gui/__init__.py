@@ -1,0 +1,1 @@
+"""The Layerlab application: the main window, the open document, undo commands and files."""

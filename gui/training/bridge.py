@@ -1,0 +1,212 @@
+"""The trainer's side of the thread boundary: callbacks that run in the training thread and leave
+small, CPU-only state behind for the window to pull.
+
+:class:`LiveBridge` records progress and the logged losses (a few attribute writes and one list
+append per logged step; nothing per plain step beyond an integer). :class:`LiveProbes` refreshes
+the engine's probes on a clock (about ten times a second, whatever the step rate) and adds the
+attention weights of a selected attention layer. The window takes everything with
+:meth:`LiveBridge.take` from a timer of its own, so however fast training runs, the window is
+updated at its own pace.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.training import Callback, Probes
+
+PROBE_INTERVAL_S = 0.25
+PROBE_CAPACITY = 4096  # gradient-norm rows kept between two refreshes
+MAX_POINTS = 1000  # data points copied for the boundary view
+
+
+@dataclass
+class RunInfo:
+    """What the window needs to know about a run once the trainer is built."""
+
+    device: str
+    device_name: str
+    task: str
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    models: dict  # model name -> [node ids with a module]
+    param_nodes: dict  # model name -> [node ids with trainable weights], in gradient order
+    layer_types: dict  # model name -> {node id: layer type}
+    num_classes: int | None = None
+    class_names: list | None = None
+    points: np.ndarray | None = None  # 2-D inputs (for the decision boundary)
+    labels: np.ndarray | None = None
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    """Everything new since the previous :meth:`LiveBridge.take`."""
+
+    step: int = 0
+    epoch: int = 0  # the epoch running (1-based)
+    elapsed: float = 0.0
+    steps: list = field(default_factory=list)  # [(step, {loss name: value})]
+    epochs: list = field(default_factory=list)  # history entries
+    probes: dict | None = None  # Probes.latest when it changed
+    attention: dict | None = None
+    state: str = "running"
+    total_steps: int = 0
+    samples_per_s: float | None = None
+    seconds_left: float | None = None
+
+
+class LiveBridge(Callback):
+    """Thread-safe progress and losses of a run, taken by the window's timer."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._steps: list = []
+        self._epochs: list = []
+        self.step = 0
+        self.epoch = 0
+        self.started_at: float | None = None
+        self.info: RunInfo | None = None
+
+    def on_train_start(self, trainer) -> None:
+        self.started_at = time.perf_counter()
+        self.step, self.epoch = trainer.step, trainer.epoch + 1
+
+    def on_batch_end(self, trainer, step: int, logs: dict) -> None:
+        self.step = step
+        if len(logs) > 2:  # more than epoch and batch: the losses were read on this step
+            values = {k: v for k, v in logs.items()
+                      if k not in ("epoch", "batch", "lr", "probes")}
+            with self._lock:
+                self._steps.append((step, values))
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        with self._lock:
+            self._epochs.append(dict(logs))
+
+    def take(self) -> Snapshot:
+        """The progress now and the losses logged since the last call."""
+        with self._lock:
+            steps, self._steps = self._steps, []
+            epochs, self._epochs = self._epochs, []
+        elapsed = time.perf_counter() - self.started_at if self.started_at else 0.0
+        return Snapshot(self.step, self.epoch, elapsed, steps, epochs)
+
+
+class LiveProbes(Probes):
+    """Probes refreshed on a clock rather than every N steps, plus attention weights."""
+
+    def __init__(self, interval: float = PROBE_INTERVAL_S, **settings):
+        settings.setdefault("every", PROBE_CAPACITY)
+        super().__init__(**settings)
+        self.interval = interval
+        self.attention: dict = {}  # {"node": id, "weights": (batch, queries, keys)}
+        self._due = 0.0
+
+    def on_batch_end(self, trainer, step: int, logs: dict) -> None:
+        now = time.perf_counter()
+        if now >= self._due:
+            self._due = now + self.interval
+            self.refresh(trainer)
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        """Epoch ends refresh too (they bring the confusion matrix), but short epochs do not
+        add refreshes beyond the clock's pace; the last epoch always does."""
+        now = time.perf_counter()
+        if now >= self._due or epoch >= trainer.epochs or trainer.stop_requested:
+            self._due = now + self.interval
+            self.refresh(trainer, epoch_end=True)
+
+    def refresh(self, trainer, epoch_end: bool = False) -> dict:
+        data = super().refresh(trainer, epoch_end)
+        try:
+            self.attention = attention_weights(trainer, self.nodes, self.batch)
+        except RuntimeError:  # like the other probes: never end training
+            self.attention = {}
+        return data
+
+
+def attention_weights(trainer, names, batch: int) -> dict:
+    """The attention weights of the first selected attention layer (MultiheadAttention, or the
+    self-attention of a TransformerEncoderLayer) on the probe batch; {} when none is selected."""
+    from torch import nn
+
+    for name in names:
+        model_name, _, node = name.rpartition(":")
+        for mname, model in trainer.models.items():
+            if model_name not in ("", mname) or node not in model.node_attrs:
+                continue
+            module = getattr(model, model.node_attrs[node])
+            attn = module if isinstance(module, nn.MultiheadAttention) else \
+                getattr(module, "self_attn", None)
+            if isinstance(attn, nn.MultiheadAttention):
+                weights = _attention(trainer, mname, module, attn, batch)
+                return {"node": node, "model": mname, "weights": weights} if weights is not \
+                    None else {}
+    return {}
+
+
+def _attention(trainer, model_name: str, module, attn, batch: int):
+    """Run the probe batch, catch the layer's inputs, and ask its attention for the weights
+    (the model's own call skips computing them; a transformer layer may take a fused path)."""
+    import torch
+
+    from engine.training.tasks import evaluating
+
+    model = trainer.models[model_name]
+    captured = {}
+    handle = module.register_forward_pre_hook(lambda mod, args: captured.setdefault("a", args))
+    try:
+        with torch.no_grad(), evaluating(model):
+            model(*trainer.task.probe_inputs(batch)[model_name])
+    finally:
+        handle.remove()
+    args = captured.get("a")
+    if not args:
+        return None
+    if module is attn:
+        q = args[0]
+        k = args[1] if len(args) > 1 else q
+        v = args[2] if len(args) > 2 else k
+    else:
+        q = k = v = module.norm1(args[0]) if getattr(module, "norm_first", False) else args[0]
+    with torch.no_grad(), evaluating(attn):
+        _, weights = attn(q, k, v, need_weights=True, average_attn_weights=True)
+    return weights.float().cpu().numpy()
+
+
+def _param_nodes(model) -> list[str]:
+    """Nodes owning trainable parameters, in the order the gradient-norm probe lists them."""
+    inverse = {attr: node for node, attr in model.node_attrs.items()}
+    owners = [inverse.get(n.split(".")[0], n.split(".")[0])
+              for n, p in model.named_parameters() if p.requires_grad]
+    return list(dict.fromkeys(owners))
+
+
+def run_info(trainer) -> RunInfo:
+    """Read what the window shows about a built trainer (in the training thread)."""
+    import torch
+
+    device = trainer.device
+    name = str(device)
+    if device.type == "cuda":
+        name = f"{device} ({torch.cuda.get_device_name(device)})"
+    models = {n: list(m.node_attrs) for n, m in trainer.models.items()}
+    params = {n: _param_nodes(m) for n, m in trainer.models.items()}
+    types = {n: {node.id: node.type for node in g.nodes()} for n, g in trainer.graphs.items()}
+    info = RunInfo(str(device), name, trainer.task_name, trainer.epochs,
+                   trainer.steps_per_epoch, trainer.config.batch_size, models, params, types,
+                   trainer.dataset.num_classes, trainer.dataset.class_names,
+                   warnings=list(trainer.warnings))
+    x, y = trainer.dataset.x_train, trainer.dataset.y_train
+    if x.dim() == 2 and x.shape[1] == 2:
+        info.points = x[:MAX_POINTS].float().cpu().numpy()
+        info.labels = None if y is None else y[:MAX_POINTS].cpu().numpy()
+    return info

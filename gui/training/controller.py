@@ -1,0 +1,217 @@
+"""The window's side of a training run: start, pause, resume, stop, and a coalescing timer that
+hands the views at most ~30 updates a second, whatever the step rate.
+
+The controller trains a copy of the project (taken when Start is pressed), so the trainer never
+sees a graph that changes under it. torch is imported when the first run starts, not before. Its signals are the only way the rest of the window hears
+about training: ``state_changed``, ``run_started(RunInfo)``, ``updated(Snapshot)``,
+``run_finished(FitResult)`` and ``run_failed(message, node, details)``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from engine.project import parse_project, project_to_dict
+from gui.training.latency import LatencyProbe
+from gui.training.worker import TrainingThread, TrainingWorker, cpu_threads
+
+REFRESH_MS = 33  # the views' refresh period (about 30 Hz)
+SWITCH_INTERVAL_S = 0.002  # the GIL is handed over this often while training
+RATE_WINDOW_S = 3.0
+BOUNDARY_GRID = 80
+
+IDLE, STARTING, RUNNING, PAUSED, STOPPING, DONE, FAILED = (
+    "idle", "starting", "running", "paused", "stopping", "done", "failed")
+BUSY = (STARTING, RUNNING, PAUSED, STOPPING)
+
+
+def snapshot_project(project):
+    """An independent copy of ``project`` (graphs included) at the same path."""
+    copy = parse_project(project_to_dict(project), str(project.path or project.name))
+    copy.path = project.path
+    return copy
+
+
+class TrainingController(QObject):
+    """Runs one training at a time for the window (see the module doc)."""
+
+    state_changed = Signal(str)
+    run_started = Signal(object)  # RunInfo
+    updated = Signal(object)  # Snapshot
+    run_finished = Signal(object)  # FitResult
+    run_failed = Signal(str, object, str)  # message, node id or None, details
+
+    def __init__(self, parent: QObject | None = None, refresh_ms: int = REFRESH_MS):
+        super().__init__(parent)
+        self.state = IDLE
+        self.timer = QTimer(self)
+        self.timer.setInterval(refresh_ms)
+        self.timer.timeout.connect(self._pull)
+        self.latency = LatencyProbe(self)
+        self.thread: TrainingThread | None = None
+        self.bridge = None  # LiveBridge of the current run
+        self.probes = None  # LiveProbes of the current run
+        self.info = None
+        self.project = None  # the copy being (or last) trained
+        self.trainer = None  # the last run's trainer, once it ended
+        self.result = None
+        self.updates = 0  # snapshots handed out (tests and benchmarks read it)
+        self.probe_nodes: tuple[str, ...] = ()
+        self.threads: int | None = None  # CPU threads for torch; None: all cores but one
+        self._probe_version = -1
+        self._last_step = -1
+        self._rates: deque = deque()
+        self._switch = None
+
+    # -- queries -----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.state in BUSY
+
+    @property
+    def steps(self) -> int:
+        return self.bridge.step if self.bridge is not None else 0
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self, project, epochs: int | None = None) -> bool:
+        """Train a copy of ``project`` in the training thread; False while a run is going."""
+        if self.busy:
+            return False
+        from gui.training.bridge import LiveBridge, LiveProbes  # imports torch: not at start-up
+
+        self.project = snapshot_project(project)
+        self.trainer = self.result = self.info = None
+        self.bridge = LiveBridge()
+        self.probes = LiveProbes(nodes=self.probe_nodes, histograms=self.probe_nodes,
+                                 samples=True, boundary=True, confusion=True, grid=BOUNDARY_GRID)
+        worker = TrainingWorker(self.project, [self.bridge, self.probes], epochs=epochs,
+                                threads=self.threads or cpu_threads())
+        worker.built.connect(self._built)
+        worker.finished.connect(self._finished)
+        worker.failed.connect(self._failed)
+        self.thread = TrainingThread(worker, self)
+        self._probe_version, self._rates, self._last_step = -1, deque(), -1
+        self._set_state(STARTING)
+        self.thread.start()
+        return True
+
+    def pause(self) -> None:
+        if self.state in (STARTING, RUNNING):
+            self.thread.worker.pause()
+            self._set_state(PAUSED)
+
+    def resume(self) -> None:
+        if self.state == PAUSED:
+            self.thread.worker.resume()
+            self._set_state(RUNNING if self.info is not None else STARTING)
+            self._rates.clear()
+
+    def stop(self) -> None:
+        """Ask the run to end after its current step; ``run_finished`` follows."""
+        if self.busy:
+            self.thread.worker.stop()
+            self._set_state(STOPPING)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> None:
+        """Stop and wait for the training thread (the window is closing)."""
+        if self.thread is not None and self.thread.is_running():
+            self.thread.worker.stop()
+            self.thread.wait(timeout_ms)
+        self.timer.stop()
+        self.latency.stop()
+        self._restore_switch()
+
+    def select_nodes(self, names) -> None:
+        """Probe the activations and histograms of these ``model:node`` names from now on."""
+        self.probe_nodes = tuple(names)
+        if self.probes is not None:
+            self.probes.configure(nodes=self.probe_nodes, histograms=self.probe_nodes)
+
+    # -- the thread's news (queued from the training thread: the @Slot decorators make PySide
+    # deliver them in this object's thread; an undecorated method would run in the emitter's)
+    @Slot(object)
+    def _built(self, info) -> None:
+        self.info = info
+        self._hold_switch()
+        if self.state == STARTING:
+            self._set_state(RUNNING)
+        self.run_started.emit(info)  # the views set up first: one-off work, not measured
+        self.thread.worker.go()  # and only now the first step: the two never compete
+        self.timer.start()
+        # measure from when the window has laid out and painted the views it just set up
+        QTimer.singleShot(0, self._start_latency)
+
+    def _start_latency(self) -> None:
+        if self.busy:
+            self.latency.start()
+
+    @Slot(object)
+    def _finished(self, result) -> None:
+        self._end()
+        self.result = result
+        self._set_state(DONE)
+        self.run_finished.emit(result)
+
+    @Slot(str, object, str)
+    def _failed(self, message: str, node, details: str) -> None:
+        self._end()
+        self._set_state(FAILED)
+        self.run_failed.emit(message, node, details)
+
+    def _end(self) -> None:
+        self.thread.wait()
+        self.trainer = self.thread.worker.trainer
+        self.timer.stop()
+        self.latency.stop()
+        self._restore_switch()
+        if self.info is not None:
+            self._pull()  # the last losses and the epoch-end probes
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)
+
+    # -- the coalescing timer ------------------------------------------------------------------
+    def _pull(self) -> None:
+        snap = self.bridge.take()
+        probes = self.probes
+        if probes.version != self._probe_version:
+            self._probe_version = probes.version
+            snap.probes = probes.latest
+            snap.attention = probes.attention
+        if not (snap.steps or snap.epochs or snap.probes) and snap.step == self._last_step:
+            return  # nothing new (paused, or a slow step): no work for the window
+        self._last_step = snap.step
+        snap.state = self.state
+        self._rate(snap)
+        self.updates += 1
+        self.updated.emit(snap)
+
+    def _rate(self, snap: Snapshot) -> None:
+        now = time.perf_counter()
+        rates = self._rates
+        rates.append((now, snap.step))
+        while len(rates) > 2 and now - rates[0][0] > RATE_WINDOW_S:
+            rates.popleft()
+        info = self.info
+        snap.total_steps = info.epochs * info.steps_per_epoch
+        (t0, s0), (t1, s1) = rates[0], rates[-1]
+        if t1 - t0 > 0.3 and s1 > s0 and self.state == RUNNING:
+            steps_per_s = (s1 - s0) / (t1 - t0)
+            snap.samples_per_s = steps_per_s * info.batch_size
+            snap.seconds_left = (snap.total_steps - snap.step) / steps_per_s
+
+    def _hold_switch(self) -> None:
+        """Hand the GIL over more often while training, so the window gets it sooner."""
+        if self._switch is None:
+            self._switch = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    def _restore_switch(self) -> None:
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None

@@ -1,0 +1,400 @@
+"""The Data tab of the training panel: choose a built-in dataset or import one (CSV, NPZ, an IDX
+folder, an image folder), set its parameters and the validation split, and see a preview.
+
+Every change emits ``edited(new dataset block, undo text, field)``; the panel turns it into an
+undoable command. The preview is loaded on a pool thread (numpy only, no torch) and drawn when it
+arrives; a newer request makes an older answer stale.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from engine.data import BUILTIN_DATASETS, IMPORTER_PARAMS, IMPORTERS
+from engine.errors import LayerlabError
+from gui.training.lazy import LazyWidget
+from widgets.theme import format_shape
+
+IMPORTER_LABELS = {"csv": "CSV file…", "npz": "NPZ file (x, y)…",
+                   "idx": "IDX folder (MNIST format)…", "image_folder": "Image folder…"}
+FILE_FILTERS = {"csv": "CSV files (*.csv *.tsv *.txt);;All files (*)",
+                "npz": "NumPy archives (*.npz);;All files (*)"}
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar", " ": "space"}
+PREVIEW_SAMPLES = 1500
+PREVIEW_DELAY_MS = 200
+
+
+def load_preview(config: dict, base_dir) -> tuple:
+    """(x, y or None, class names, total count) of up to PREVIEW_SAMPLES samples, in a seeded
+    random order."""
+    from engine.data.common import rng_for
+    from engine.data.dataset import parse_config
+    from engine.data.importers import LOADERS
+
+    name, params, _ = parse_config(config)
+    if name in BUILTIN_DATASETS:
+        raw = BUILTIN_DATASETS[name].generate(params, rng_for(0, 0))
+    else:
+        raw = LOADERS[name][0](params, base_dir)
+    pick = np.random.default_rng(0).permutation(len(raw.x))[:PREVIEW_SAMPLES]
+    y = None if raw.y is None else raw.y[pick]
+    return raw.x[pick], y, raw.class_names, len(raw.x)
+
+
+class _Sink(QObject):
+    done = Signal(int, object)
+
+
+class _PreviewJob(QRunnable):
+    def __init__(self, token: int, config: dict, base_dir, sink: _Sink):
+        super().__init__()
+        self.token, self.config, self.base_dir, self.sink = token, config, base_dir, sink
+
+    def run(self) -> None:
+        try:
+            result = load_preview(self.config, self.base_dir)
+        except LayerlabError as exc:
+            result = exc
+        except Exception as exc:  # noqa: BLE001 - shown as a message, not a crash
+            result = exc
+        self.sink.done.emit(self.token, result)
+
+
+class DataForm(QWidget):
+    """Dataset choice, parameters, validation split, sample shapes and a preview."""
+
+    edited = Signal(object, str, str)  # dataset block, undo text, field
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.dataset: dict = {}
+        self.base_dir = Path.cwd()
+        self.editors: dict[str, QWidget] = {}
+        self.source = QComboBox()
+        self.source.setObjectName("datasetSource")
+        for name, spec in BUILTIN_DATASETS.items():
+            self.source.addItem(name, name)
+            self.source.setItemData(self.source.count() - 1, spec.doc, 3)  # ToolTipRole
+        self.source.insertSeparator(self.source.count())
+        for name in IMPORTERS:
+            self.source.addItem(IMPORTER_LABELS[name], name)
+        self.source.activated.connect(self._source_chosen)
+        self.params = QFormLayout()
+        self.params.setContentsMargins(0, 0, 0, 0)
+        self.val_split = QDoubleSpinBox()
+        self.val_split.setObjectName("valSplit")
+        self.val_split.setRange(0.0, 0.9)
+        self.val_split.setSingleStep(0.05)
+        self.val_split.setDecimals(2)
+        self.val_split.valueChanged.connect(self._val_split_changed)
+        self.shapes = QLabel()
+        self.shapes.setWordWrap(True)
+        self.shapes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.preview = LazyWidget(_new_preview)  # built when first seen
+        self.preview.built_callbacks.append(self._preview_built)
+        self._preview_data = None  # what the preview shows, kept until it is built
+        self._build_layout()
+        self._token = 0
+        self._sink = _Sink(self)
+        self._sink.done.connect(self._preview_loaded)
+        self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self._load_preview)
+        self._filling = False
+        self._dark = False
+
+    def _build_layout(self) -> None:
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Dataset", self.source)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addLayout(form)
+        box.addLayout(self.params)
+        split = QFormLayout()
+        split.setContentsMargins(0, 0, 0, 0)
+        split.addRow("Validation split", self.val_split)
+        box.addLayout(split)
+        box.addWidget(self.shapes)
+        box.addWidget(self.preview, 1)
+
+    # -- showing the project's block ---------------------------------------------------------
+    def set_dataset(self, dataset: dict, base_dir, input_shapes: dict, error: str | None) -> None:
+        """Show a dataset block (after loading, or after undo/redo)."""
+        changed = dataset != self.dataset
+        renamed = (dataset or {}).get("name") != self.dataset.get("name") or not self.editors
+        self.dataset, self.base_dir = copy.deepcopy(dataset or {}), Path(base_dir)
+        self._filling = True
+        try:
+            name = self.dataset.get("name")
+            self.source.setCurrentIndex(self.source.findData(name))
+            self.val_split.setValue(float(self.dataset.get("val_split", 0.2) or 0.0))
+            if renamed:  # editors are rebuilt only for another dataset: never under the cursor
+                self._build_params(name)
+            else:
+                self._sync_values()
+        finally:
+            self._filling = False
+        self._dark = False
+        self._show_shapes(input_shapes, error)
+        if changed:
+            self._preview_timer.start()
+
+    def _show_shapes(self, shapes: dict, error: str | None) -> None:
+        if error:
+            self.shapes.setText(f"⚠ {error}")
+            self.shapes.setObjectName("errorText")
+        else:
+            parts = [f"{key}: {format_shape(shape)}" for key, shape in shapes.items()]
+            self.shapes.setText("Each sample  ·  " + "  ·  ".join(parts) if parts else
+                                "No dataset: the Input layers need a shape of their own.")
+            self.shapes.setObjectName("mutedText")
+        self.shapes.style().unpolish(self.shapes)
+        self.shapes.style().polish(self.shapes)
+
+    def _build_params(self, name: str | None) -> None:
+        while self.params.rowCount():
+            self.params.removeRow(0)
+        self.editors = {}
+        given = self.dataset.get("params") or {}
+        if name in BUILTIN_DATASETS:
+            spec = BUILTIN_DATASETS[name]
+            for key, default in spec.params.items():
+                rule = spec.rules.get(key)
+                self._add_editor(key, given.get(key, default), rule)
+        elif name in IMPORTER_PARAMS:
+            from engine.data.importers import IMPORTER_RULES
+
+            for key, default in IMPORTER_PARAMS[name].items():
+                self._add_editor(key, given.get(key, default), IMPORTER_RULES.get(key))
+
+    def _sync_values(self) -> None:
+        """Show the block's values in the existing editors (after undo or redo)."""
+        name = self.dataset.get("name")
+        defaults = (BUILTIN_DATASETS[name].params if name in BUILTIN_DATASETS else
+                    IMPORTER_PARAMS.get(name, {}))
+        given = {**defaults, **(self.dataset.get("params") or {})}
+        for key, editor in self.editors.items():
+            set_editor_value(editor, given.get(key))
+
+    def _add_editor(self, key: str, value, rule) -> None:
+        kind = rule.kind if rule is not None else "str"
+        editor = getattr(self, f"_editor_{kind}", self._editor_str)(key, value, rule)
+        editor.setObjectName(f"dataParam_{key}")
+        self.editors[key] = editor
+        self.params.addRow(key.replace("_", " ").capitalize(), editor)
+
+    # -- one editor per parameter kind ---------------------------------------------------------
+    def _editor_int(self, key, value, rule) -> QWidget:
+        spin = QSpinBox()
+        spin.setRange(int(rule.lo if rule.lo is not None else 0),
+                      int(min(rule.hi if rule.hi is not None else 1e9, 2**31 - 1)))
+        spin.setValue(int(value))
+        spin.valueChanged.connect(lambda v, k=key: self._param_changed(k, int(v)))
+        return spin
+
+    def _editor_float(self, key, value, rule) -> QWidget:
+        spin = QDoubleSpinBox()
+        spin.setDecimals(3)
+        spin.setSingleStep(0.01)
+        spin.setRange(float(rule.lo if rule.lo is not None else 0),
+                      float(rule.hi if rule.hi is not None else 1e6))
+        spin.setValue(float(value))
+        spin.valueChanged.connect(lambda v, k=key: self._param_changed(k, round(float(v), 6)))
+        return spin
+
+    def _editor_bool(self, key, value, rule) -> QWidget:
+        box = QCheckBox()
+        box.setChecked(bool(value))
+        box.toggled.connect(lambda v, k=key: self._param_changed(k, bool(v)))
+        return box
+
+    def _editor_choice(self, key, value, rule) -> QWidget:
+        combo = QComboBox()
+        for choice in rule.choices:
+            label = "automatic" if choice is None else DELIMITERS.get(choice, str(choice))
+            combo.addItem(label, choice)
+        combo.setCurrentIndex(max(0, combo.findData(value)))
+        combo.activated.connect(lambda i, k=key, c=combo: self._param_changed(k, c.itemData(i)))
+        return combo
+
+    def _editor_size(self, key, value, rule) -> QWidget:
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        spins = []
+        for v in (value or [28, 28]):
+            spin = QSpinBox()
+            spin.setRange(1, 4096)
+            spin.setValue(int(v))
+            spins.append(spin)
+            row.addWidget(spin)
+        for spin in spins:
+            spin.valueChanged.connect(
+                lambda _v, k=key: self._param_changed(k, [s.value() for s in spins]))
+        return holder
+
+    def _editor_column(self, key, value, rule) -> QWidget:
+        edit = QLineEdit("" if value is None else str(value))
+        edit.setPlaceholderText("the last column")
+        edit.editingFinished.connect(lambda k=key, e=edit: self._param_changed(
+            k, _column(e.text())))
+        return edit
+
+    def _editor_path(self, key, value, rule) -> QWidget:
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        edit = QLineEdit("" if value is None else str(value))
+        edit.setPlaceholderText("choose a file or folder")
+        edit.editingFinished.connect(lambda k=key, e=edit: self._param_changed(k, e.text() or None))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(lambda: self._browse(self.dataset.get("name")))
+        row.addWidget(edit, 1)
+        row.addWidget(browse)
+        holder.line_edit = edit
+        return holder
+
+    def _editor_str(self, key, value, rule) -> QWidget:
+        edit = QLineEdit("" if value is None else str(value))
+        edit.editingFinished.connect(lambda k=key, e=edit: self._param_changed(k, e.text()))
+        return edit
+
+    # -- edits -------------------------------------------------------------------------------
+    def _source_chosen(self, index: int) -> None:
+        name = self.source.itemData(index)
+        if name == self.dataset.get("name"):
+            return
+        if name in IMPORTERS:
+            path = self._ask_path(name)
+            if not path:
+                self.source.setCurrentIndex(self.source.findData(self.dataset.get("name")))
+                return
+            block = {"name": name, "params": {"path": path}}
+            label = IMPORTER_LABELS[name].rstrip("…")
+        else:
+            block = {"name": name}
+            label = name
+        block["val_split"] = round(self.val_split.value(), 4)
+        self.edited.emit(block, f"Use the dataset {label}", "dataset.name")
+
+    def _browse(self, importer: str | None) -> None:
+        path = self._ask_path(importer)
+        if path:
+            self._param_changed("path", path)
+
+    def _ask_path(self, importer: str) -> str | None:
+        start = str(self.base_dir)
+        if importer in FILE_FILTERS:
+            path, _ = QFileDialog.getOpenFileName(self, "Import a dataset", start,
+                                                  FILE_FILTERS[importer])
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Import a dataset", start)
+        return self._relative(path) if path else None
+
+    def _relative(self, path: str) -> str:
+        """Paths inside the project's folder are stored relative to it (the project moves)."""
+        try:
+            return Path(path).resolve().relative_to(self.base_dir.resolve()).as_posix()
+        except ValueError:
+            return str(Path(path))
+
+    def _param_changed(self, key: str, value) -> None:
+        if self._filling:
+            return
+        block = copy.deepcopy(self.dataset)
+        params = dict(block.get("params") or {})
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = value
+        block["params"] = params
+        self.edited.emit(block, f"Set dataset {key.replace('_', ' ')}", f"dataset.params.{key}")
+
+    def _val_split_changed(self, value: float) -> None:
+        if self._filling:
+            return
+        block = copy.deepcopy(self.dataset)
+        block["val_split"] = round(float(value), 4)
+        self.edited.emit(block, "Set the validation split", "dataset.val_split")
+
+    # -- preview -------------------------------------------------------------------------------
+    def _hint(self, text: str) -> None:
+        self._preview_data = text
+        if self.preview.built:
+            self.preview.content.show_hint(text)
+
+    def _preview_built(self, view) -> None:
+        view.set_dark(self._dark)
+        if isinstance(self._preview_data, str):
+            view.show_hint(self._preview_data)
+        elif self._preview_data is not None:
+            view.show_data(*self._preview_data)
+
+    def set_dark(self, dark: bool) -> None:
+        self._dark = dark
+        if self.preview.built:
+            self.preview.content.set_dark(dark)
+
+    def _load_preview(self) -> None:
+        self._token += 1
+        if not self.dataset:
+            self._hint("No dataset chosen.")
+            return
+        self._hint("Loading the preview…")
+        job = _PreviewJob(self._token, copy.deepcopy(self.dataset), self.base_dir, self._sink)
+        QThreadPool.globalInstance().start(job)
+
+    @Slot(int, object)  # emitted in a pool thread: the decorator makes it queued to this one
+    def _preview_loaded(self, token: int, result) -> None:
+        if token != self._token:
+            return  # a newer dataset was chosen meanwhile
+        if isinstance(result, BaseException):
+            self._hint(f"No preview: {result}")
+            return
+        x, y, names, total = result
+        self._preview_data = (x, y, names, total)
+        if self.preview.built:
+            self.preview.content.show_data(x, y, names, total)
+
+
+def _new_preview():
+    from widgets.plots.preview import DatasetPreview
+
+    return DatasetPreview()
+
+
+def set_editor_value(editor: QWidget, value) -> None:
+    """Put ``value`` into one of the editors above without emitting its change signals."""
+    targets = [editor]
+    if isinstance(editor, QWidget) and not isinstance(
+            editor, (QSpinBox, QDoubleSpinBox, QCheckBox, QComboBox, QLineEdit)):
+        targets = editor.findChildren(QSpinBox) or editor.findChildren(QLineEdit)
+    for i, target in enumerate(targets):
+        target.blockSignals(True)
+        try:
+            if isinstance(target, (QSpinBox, QDoubleSpinBox)):
+                item = value[i] if isinstance(value, (list, tuple)) else value
+                if item is not None:
+                    target.setValue(item)
+            elif isinstance(target, QCheckBox):
+                target.setChecked(bool(value))
+            elif isinstance(target, QComboBox):
+                target.setCurrentIndex(max(0, target.findData(value)))
+            elif isinstance(target, QLineEdit) and target.text() != ("" if value is None
+                                                                      else str(value)):
+                target.setText("" if value is None else str(value))
+        finally:
+            target.blockSignals(False)
+
+
+def _column(text: str):
+    text = text.strip()
+    if not text:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text

@@ -1,0 +1,122 @@
+"""The training thread: the engine's ``Trainer`` built and run by a worker object moved to a
+``QThread`` (the Qt worker-object pattern). Its outcome comes back as queued signals; pause, resume
+and stop go straight to the trainer, which takes them from any thread.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine.errors import LayerlabError
+
+
+GO_TIMEOUT_S = 10.0  # fit() starts anyway if the window never says go
+
+
+def cpu_threads() -> int:
+    """Intra-op threads for CPU training: all cores but one, so the window keeps a core."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class TrainingWorker(QObject):
+    """Builds a Trainer and runs ``fit()`` in the thread it was moved to."""
+
+    built = Signal(object)  # RunInfo; fit() waits for go() (the window sets up its views first)
+    finished = Signal(object)  # FitResult
+    failed = Signal(str, object, str)  # message, node id (or None), details (a traceback for bugs)
+
+    def __init__(self, project, callbacks, device: str | None = None, epochs: int | None = None,
+                 log_every: int = 10, threads: int | None = None):
+        super().__init__()
+        self.project, self.callbacks = project, list(callbacks)
+        self.device, self.epochs, self.log_every, self.threads = device, epochs, log_every, threads
+        self.trainer = None
+        self._lock = threading.Lock()
+        self._paused = self._stopped = False
+        self._go = threading.Event()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            trainer = self._build()
+            if trainer is not None:
+                self.built.emit(self._info(trainer))
+                self._go.wait(GO_TIMEOUT_S)
+                self.finished.emit(trainer.fit())
+        except LayerlabError as exc:
+            self.failed.emit(str(exc), getattr(exc, "node", None), "")
+        except Exception as exc:  # noqa: BLE001 - a bug must reach the window, not kill it
+            self.failed.emit(f"{type(exc).__name__}: {exc}", None, traceback.format_exc())
+        finally:
+            QThread.currentThread().quit()
+
+    def _build(self):
+        import torch
+
+        from engine.training import Trainer
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        trainer = Trainer(self.project, device=self.device, epochs=self.epochs,
+                          callbacks=self.callbacks, log_every=self.log_every)
+        with self._lock:
+            self.trainer = trainer
+            if self._paused:
+                trainer.pause()
+            if self._stopped:
+                trainer.stop()
+        return trainer
+
+    def _info(self, trainer):
+        from gui.training.bridge import run_info
+
+        return run_info(trainer)
+
+    # -- from the window's thread -------------------------------------------------------------
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            if self.trainer is not None:
+                self.trainer.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            if self.trainer is not None:
+                self.trainer.resume()
+
+    def go(self) -> None:
+        """Let ``fit()`` begin (called once the window is ready to show the run)."""
+        self._go.set()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self.trainer is not None:
+                self.trainer.stop()
+        self._go.set()
+
+
+class TrainingThread(QObject):
+    """A worker and the QThread it runs in."""
+
+    def __init__(self, worker: TrainingWorker, parent: QObject | None = None):
+        super().__init__(parent)
+        self.worker = worker
+        self.thread = QThread()
+        self.thread.setObjectName("layerlabTraining")
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.run)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self, ms: int = 30_000) -> bool:
+        """Block until the thread ends (after ``worker.stop()``); False on time-out."""
+        return self.thread.wait(ms)

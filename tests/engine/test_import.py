@@ -1,0 +1,213 @@
+"""Import through torch.fx: a hand-written ResNet-style module comes back with the same outputs,
+unknown modules become Opaque nodes that compile and train, untraceable models say why."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+
+from engine.compiler import compile_model
+from engine.errors import ExportError
+from engine.examples import example_paths
+from engine.export import export_model
+from engine.importer import import_module
+from engine.layers import opaque as opaque_layer
+from engine.layers.opaque import load_file
+from engine.project import load_project, loads_project, dumps_project
+from engine.shapes import infer_shapes
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    """conv-bn-relu stem, two residual blocks, global pooling, a linear head."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.layer1 = nn.Sequential(BasicBlock(8), BasicBlock(8))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        x = self.layer1(self.stem(x))
+        x = self.pool(x)
+        x = x.view(x.size(0), -1)
+        return self.fc(x)
+
+
+class Mixed(nn.Module):
+    """Catalog layers, a module the catalog lacks (PReLU), an operation it lacks (transpose),
+    an LSTM read through h_n[-1], and a parameter used directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(3, 8)
+        self.act = nn.PReLU()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 2)
+        self.scale = nn.Parameter(torch.full((2,), 1.5))
+
+    def forward(self, x):
+        seq = self.act(self.proj(x.transpose(1, 2)))
+        _, (h, _) = self.lstm(seq)
+        return torch.tanh(self.head(h[-1])) * self.scale
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.a(x)
+        return self.b(x)
+
+
+def randomized(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Weights and BatchNorm statistics away from their defaults, so that a mapping slip shows."""
+    torch.manual_seed(seed)
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point():
+            tensor.copy_(torch.rand_like(tensor) + 0.5 if "running_var" in name
+                         else torch.randn_like(tensor) * 0.5)
+    return module.eval()
+
+
+def compiled(project, state):
+    graph = project.models["model"]
+    model = compile_model(graph, infer_shapes(graph))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def assert_same_outputs(a, b, shape, atol=1e-5):
+    with torch.no_grad():
+        for batch in (1, 5):
+            x = torch.randn(batch, *shape)
+            assert torch.allclose(a(x), b(x), atol=atol), batch
+
+
+def test_resnet_style_module_imports_to_catalog_layers_with_its_weights():
+    original = randomized(TinyResNet())
+    project, state = import_module(original, (1, 8, 8))
+    graph = project.models["model"]
+    types = [n.type for n in graph.nodes()]
+    assert "Opaque" not in types
+    assert types.count("Add") == 2 and types.count("Conv2d") == 5
+    assert {"stem_0", "layer1_0_conv1", "layer1_1_bn2", "fc"} <= set(graph.node_ids())
+    assert graph.node("layer1_0_conv1").params == {"out_channels": 8, "kernel_size": 3,
+                                                   "padding": 1, "bias": False}
+    assert [e.src for e in graph.in_edges("add")] == ["layer1_0_bn2", "stem_2"]  # the skip
+    assert graph.node("view").type == "Flatten"
+    assert all(n.pos is not None for n in graph.nodes())  # laid out
+    assert_same_outputs(compiled(project, state), original, (1, 8, 8))
+
+
+def test_weights_come_from_a_state_dict_file(tmp_path):
+    source = tmp_path / "nets.py"
+    source.write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        class Mlp(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1 = nn.Linear(2, 16)
+                self.fc2 = nn.Linear(16, 3)
+
+            def forward(self, x):
+                return self.fc2(self.fc1(x).relu())
+    """))
+    trained = randomized(load_file(str(source)).Mlp(), seed=3)
+    torch.save(trained.state_dict(), tmp_path / "mlp.pt")
+    project, state = import_module(f"{source}:Mlp", (2,), weights=tmp_path / "mlp.pt")
+    assert [n.type for n in project.models["model"].nodes()] == ["Input", "Linear", "ReLU",
+                                                                 "Linear", "Output"]
+    assert project.extra["imported_from"]["source"] == f"{source}:Mlp"
+    assert_same_outputs(compiled(project, state), trained, (2,))
+    torch.save({"fc1.weight": torch.zeros(3, 3)}, tmp_path / "bad.pt")
+    with pytest.raises(ExportError, match=r"fc1.weight: file has \(3, 3\), model needs "
+                                          r"\(16, 2\)"):
+        import_module(f"{source}:Mlp", (2,), weights=tmp_path / "bad.pt")
+
+
+def test_unknown_modules_become_opaque_nodes_that_compile_and_train():
+    original = randomized(Mixed())
+    project, state = import_module(original, (3, 6))
+    graph = project.models["model"]
+    kinds = {n.id: (n.type, n.params.get("module")) for n in graph.nodes()}
+    assert kinds["act"] == ("Opaque", "torch.nn.PReLU")
+    assert graph.node("act").params["init"] == '{"num_parameters": 1, "init": 0.25}'
+    assert kinds["transpose"] == ("Opaque", "fx: x.transpose(1, 2)")
+    assert kinds["lstm"][0] == "LSTM" and kinds["tanh"][0] == "Tanh"
+    assert [(e.src, e.src_port) for e in graph.in_edges("head")] == [("lstm", "last")]
+    model = compiled(project, state)
+    assert_same_outputs(model, original, (3, 6))
+    model.train()
+    before = model.act.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3, 6)).pow(2).sum().backward()
+    optimizer.step()
+    assert not torch.equal(model.act.weight, before)  # the opaque module trains too
+    assert original.act.weight.data_ptr() != model.act.weight.data_ptr()
+
+
+def test_saved_opaque_modules_are_rebuilt_or_explained(tmp_path):
+    project, state = import_module(randomized(Mixed()), (3, 6))
+    text = dumps_project(project)
+    for node in project.models["model"].nodes_of_type("Opaque"):
+        opaque_layer._LIVE.pop(node.params["ref"])  # as if Layerlab had been restarted
+    reopened = loads_project(text)
+    shapes = infer_shapes(reopened.models["model"])
+    assert "act" not in shapes.errors()  # torch.nn.PReLU is rebuilt from its init
+    assert "lives only in the session that imported it" in shapes.errors()["transpose"]
+
+
+def test_untraceable_model_says_why():
+    with pytest.raises(ExportError, match="Branchy: torch.fx cannot trace this model .*tensor "
+                                          "values.*: symbolically traced variables cannot be "
+                                          "used as inputs to control flow"):
+        import_module(Branchy(), (4,))
+
+
+@pytest.mark.parametrize("source, message", [
+    ("no_colon_here", "give the model as path/to/file.py:ClassName"),
+    ("/nowhere/model.py:Net", "/nowhere/model.py: no such file"),
+    ("engine.layers.modules:Nope", "engine.layers.modules: has no Nope"),
+    ("engine.layers.modules:Reshape", r"Reshape\(\) cannot be built without arguments"),
+    ("no_such_package_xyz.mod:Net", "no_such_package_xyz.mod: cannot be imported"),
+])
+def test_bad_sources_are_named(source, message):
+    with pytest.raises(ExportError, match=message):
+        import_module(source)
+
+
+@pytest.mark.parametrize("example", ["transformer_sine", "esn_sine", "vae_digits"])
+def test_python_export_imports_back_to_the_same_layers(example, tmp_path):
+    path = next(p for p in example_paths() if p.name.startswith(example))
+    project = load_project(path)
+    export_model(project, "python", tmp_path / "pytorch", untrained=True)
+    shape = infer_shapes(project.models["model"], project.input_shapes()).info["x"].out_shape
+    back, state = import_module(f"{tmp_path / 'pytorch' / 'model.py'}:Model", shape,
+                                weights=tmp_path / "pytorch" / "weights.pt")
+    original = sorted(n.type for n in project.models["model"].nodes())
+    assert sorted(n.type for n in back.models["model"].nodes()) == original

@@ -1,0 +1,129 @@
+"""Probes: what the live views read, small, on the CPU, and without changing training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.examples import EXAMPLES_DIR
+from engine.project import load_project
+from engine.training import LambdaCallback, Probes, Trainer
+
+torch.set_num_threads(1)
+
+
+def example(name: str, epochs: int = 2, **dataset_params):
+    project = load_project(EXAMPLES_DIR / f"{name}.layerlab.json")
+    if dataset_params:
+        project.dataset = {**project.dataset,
+                           "params": {**project.dataset.get("params", {}), **dataset_params}}
+    if project.dataset["name"] == "digits":
+        project.dataset = {**project.dataset, "val_split": 0.8}
+    project.training = {**project.training, "epochs": epochs}
+    return project
+
+
+def test_classifier_probes_cover_every_view():
+    probes = Probes(every=5, interval=0, nodes=["a1"], histograms=["fc2"], boundary=True,
+                    confusion=True, grid=20)
+    refreshed = []
+    spy = LambdaCallback(on_batch_end=lambda t, step, logs: refreshed.append(step)
+                         if "probes" in logs else None)
+    trainer = Trainer(example("mlp_spirals", n_samples=400), callbacks=[probes, spy])
+    trainer.fit()
+    assert refreshed and all(step % 5 == 0 for step in refreshed)
+    data = probes.latest
+    assert data["step"] == trainer.step and probes.version >= len(refreshed)
+    norms = data["grad_norms"]["model"]
+    assert norms["nodes"] == ["fc1", "fc2", "fc3"]
+    assert norms["values"].shape == (len(norms["steps"]), 3) and (norms["values"] > 0).all()
+    assert set(data["means"]["model"]) == {"fc1", "a1", "fc2", "a2", "fc3"}
+    act = data["activations"]["model"]["a1"]
+    assert isinstance(act, np.ndarray) and act.shape == (16, 64) and (act >= 0).all()
+    counts, lo, hi = data["histograms"]["model"]["fc2"]["weight"]
+    assert counts.sum() == 64 * 64 + 64 and lo < hi
+    assert data["histograms"]["model"]["fc2"]["grad"][0].sum() == 64 * 64 + 64
+    boundary = data["boundary"]
+    assert boundary["classes"].shape == (20, 20) and boundary["score"].shape == (20, 20)
+    assert set(np.unique(boundary["classes"])) <= {0, 1}
+    matrix = data["confusion"]
+    assert matrix.shape == (2, 2) and matrix.sum() == len(trainer.dataset.x_val)
+    accuracy = np.trace(matrix) / matrix.sum()
+    assert accuracy == pytest.approx(trainer.history[-1]["val_accuracy"], abs=1e-6)
+
+
+def test_gradient_norms_cover_every_step_in_a_rolling_window():
+    probes = Probes(every=3, interval=0, means=False, keep=7)
+    windows = []
+    trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
+    original = probes.refresh
+
+    def spy(t, epoch_end=False):
+        data = original(t, epoch_end)
+        windows.append(data["grad_norms"]["model"]["steps"].tolist())
+        return data
+    probes.refresh = spy
+    trainer.fit()
+    assert windows[0] == [1, 2, 3] and windows[1] == [1, 2, 3, 4, 5, 6]
+    assert windows[-1] == list(range(trainer.step - 6, trainer.step + 1))
+    assert all(w == list(range(w[-1] - len(w) + 1, w[-1] + 1)) for w in windows)
+
+
+def test_probes_change_no_loss():
+    plain = Trainer(example("vae_digits")).fit().history
+    probed = Trainer(example("vae_digits"), callbacks=[
+        Probes(every=2, interval=0, nodes=["enc_act"], histograms=["dec2"], samples=True)]
+    ).fit().history
+    for a, b in zip(plain, probed):
+        assert {k: v for k, v in a.items() if k != "seconds"} == \
+               {k: v for k, v in b.items() if k != "seconds"}
+
+
+def test_vae_and_autoencoder_samples_have_the_data_shape():
+    probes = Probes(every=1000, samples=True, n_samples=8, batch=4)
+    Trainer(example("vae_digits", epochs=1), callbacks=[probes]).fit()
+    assert probes.latest["samples"].shape == (8, 1, 8, 8)
+    assert np.isfinite(probes.latest["samples"]).all()
+    recon = probes.latest["reconstructions"]
+    assert recon["inputs"].shape == recon["outputs"].shape == (4, 1, 8, 8)
+    probes = Probes(every=1000, samples=True, batch=5)
+    trainer = Trainer(example("denoising_autoencoder_digits", epochs=1), callbacks=[probes])
+    trainer.fit()
+    assert "samples" not in probes.latest
+    recon = probes.latest["reconstructions"]
+    assert recon["inputs"].shape == recon["outputs"].shape == (5, 1, 8, 8)
+    noisy = trainer.task.x_val[0][:5].cpu().numpy()
+    assert np.array_equal(recon["inputs"], noisy)  # the denoiser's noisy inputs
+
+
+def test_gan_samples_come_from_fixed_noise_beside_real_points():
+    probes = Probes(every=1000, samples=True, n_samples=32)
+    trainer = Trainer(example("gan_ring", epochs=1, n_samples=256), callbacks=[probes])
+    trainer.fit()
+    first = probes.latest["samples"]
+    assert first.shape == (32, 2) and probes.latest["real"].shape == (32, 2)
+    again = probes.refresh(trainer)["samples"]
+    assert np.array_equal(first, again)  # same noise, same weights: same samples
+    assert set(probes.latest["grad_norms"]) == {"generator", "discriminator"}
+
+
+def test_feature_maps_are_cut_on_the_device():
+    probes = Probes(every=1000, nodes=["conv2", "model:fc1", "other:conv1"], max_channels=4,
+                    batch=3, means=False)
+    Trainer(example("cnn_digits", epochs=1), callbacks=[probes]).fit()
+    acts = probes.latest["activations"]["model"]
+    assert set(acts) == {"conv2", "fc1"}
+    assert acts["conv2"].shape == (3, 4, 4, 4) and acts["fc1"].shape == (3, 64)
+    assert "means" not in probes.latest and "histograms" not in probes.latest
+
+
+def test_configure_changes_what_is_probed():
+    probes = Probes(every=1000)
+    trainer = Trainer(example("mlp_spirals", epochs=1, n_samples=200), callbacks=[probes])
+    trainer.fit()
+    assert "activations" not in probes.latest
+    probes.configure(nodes=["fc3"], means=False)
+    data = probes.refresh(trainer)
+    assert set(data["activations"]["model"]) == {"fc3"} and "means" not in data
+    with pytest.raises(TypeError, match="no setting"):
+        probes.configure(colour="red")

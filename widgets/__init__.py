@@ -1,0 +1,1 @@
+"""Reusable Qt views with no knowledge of training: canvas, palette, inspector, plots."""

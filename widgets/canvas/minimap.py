@@ -1,0 +1,128 @@
+"""The overview in the canvas corner: the whole graph in miniature and the visible part of it."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QWidget
+
+_MARGIN = 8.0
+
+
+class Minimap(QWidget):
+    """A small map of the scene; click or drag in it to move the view there."""
+
+    def __init__(self, view):
+        super().__init__(view)
+        self.view = view
+        self.setFixedSize(200, 120)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Overview: click or drag to move around the graph")
+        self._frame = QRectF()  # the scene rect the map shows
+        self._scale = 1.0
+        self._picture: QPixmap | None = None  # the graph drawn once, until it changes
+        self._mapped = False
+
+    def invalidate(self) -> None:
+        """The graph changed (or the theme): map and draw it anew when next needed."""
+        self._picture = None
+        self._mapped = False
+        self.update()
+
+    # -- mapping ---------------------------------------------------------------------------
+    def _update_mapping(self) -> None:
+        if self._mapped:
+            return
+        self._mapped = True
+        scene_rect = self.view.scene().items_bounding_rect().adjusted(-40, -40, 40, 40)
+        area = QRectF(self.rect()).adjusted(_MARGIN, _MARGIN, -_MARGIN, -_MARGIN)
+        if scene_rect.isEmpty():
+            self._frame, self._scale = QRectF(), 1.0
+            return
+        self._scale = min(area.width() / scene_rect.width(), area.height() / scene_rect.height())
+        # centre the graph inside the map
+        w, h = area.width() / self._scale, area.height() / self._scale
+        c = scene_rect.center()
+        self._frame = QRectF(c.x() - w / 2, c.y() - h / 2, w, h)
+
+    def to_map(self, p: QPointF) -> QPointF:
+        self._update_mapping()
+        return QPointF(_MARGIN + (p.x() - self._frame.x()) * self._scale,
+                       _MARGIN + (p.y() - self._frame.y()) * self._scale)
+
+    def to_scene(self, p: QPointF) -> QPointF:
+        self._update_mapping()
+        return QPointF(self._frame.x() + (p.x() - _MARGIN) / self._scale,
+                       self._frame.y() + (p.y() - _MARGIN) / self._scale)
+
+    def _map_rect(self, r: QRectF) -> QRectF:
+        return QRectF(self.to_map(r.topLeft()), self.to_map(r.bottomRight()))
+
+    # -- painting --------------------------------------------------------------------------
+    def paintEvent(self, event) -> None:
+        if self._picture is None:
+            self._picture = self._draw_picture()
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._picture)
+        if not self._frame.isEmpty():
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setClipRect(QRectF(self.rect()).adjusted(2, 2, -2, -2))
+            self._paint_viewport(painter, self.view.scene().theme)
+
+    def _draw_picture(self) -> QPixmap:
+        scene = self.view.scene()
+        self._update_mapping()
+        theme = scene.theme
+        ratio = self.devicePixelRatioF()
+        picture = QPixmap(self.size() * ratio)
+        picture.setDevicePixelRatio(ratio)
+        picture.fill(QColor(0, 0, 0, 0))
+        painter = QPainter(picture)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fill = QColor(theme.minimap_fill)
+        fill.setAlpha(235)
+        painter.setPen(QPen(QColor(theme.node_border), 1))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 8, 8)
+        if not self._frame.isEmpty():
+            painter.setClipRect(QRectF(self.rect()).adjusted(2, 2, -2, -2))
+            self._paint_graph(painter, scene, theme)
+        painter.end()
+        return picture
+
+    def _paint_graph(self, painter: QPainter, scene, theme) -> None:
+        painter.setPen(QPen(QColor(theme.wire), 1))
+        for edge in scene.edge_items():
+            a = self.to_map(edge.src_port.scene_center())
+            b = self.to_map(edge.dst_port.scene_center())
+            painter.drawLine(a, b)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for node in scene.node_items():
+            painter.setBrush(scene.paints.header_brush(node.category))
+            rect = self._map_rect(node.mapRectToScene(node.rect()))
+            painter.drawRoundedRect(rect, 1.5, 1.5)
+
+    def _paint_viewport(self, painter: QPainter, theme) -> None:
+        visible = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
+        color = QColor(theme.selection)
+        painter.setPen(QPen(color, 1.5))
+        color.setAlpha(28)
+        painter.setBrush(color)
+        painter.drawRect(self._map_rect(visible))
+
+    # -- navigation ------------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        self._go(event.position())
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._go(event.position())
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:
+        event.accept()
+
+    def _go(self, p: QPointF) -> None:
+        self._update_mapping()
+        if not self._frame.isEmpty():
+            self.view.centerOn(self.to_scene(p))
