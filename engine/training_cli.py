@@ -1,4 +1,5 @@
-"""``python main.py train PROJECT [--epochs N] [--device D] [--out DIR] [--seed S]``.
+"""``python main.py train PROJECT [--epochs N] [--device D] [--out DIR] [--seed S]
+[--distributed] [--tensorboard [DIR]]``.
 
 Prints one JSON object per line on stdout for every epoch, then ``{"event": "done", "out": DIR}``;
 ``DIR`` (default ``runs/<project stem>`` under the current folder) holds ``checkpoint.pt``
@@ -6,6 +7,12 @@ Prints one JSON object per line on stdout for every epoch, then ``{"event": "don
 (``{model name: state_dict}``, loadable with ``torch.load(..., weights_only=True)``). A progress
 bar goes to stderr when stderr is a terminal. Mistakes in the project exit 1 with one line each on
 stderr, never a traceback.
+
+``--distributed`` under ``torchrun`` trains with DistributedDataParallel
+(:mod:`engine.training.distributed`): every process trains on its shard with the project's
+``batch_size``, and only rank 0 prints and writes ``DIR``. ``--tensorboard [DIR]`` (or the
+training block's ``"tensorboard": true | "folder"``) adds TensorBoard event files
+(:mod:`engine.training.tensorboard`), by default in ``DIR/tensorboard``.
 """
 from __future__ import annotations
 
@@ -36,7 +43,10 @@ def add_parser(sub, command: str) -> None:
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from DIR/checkpoint.pt of an earlier run")
     p.add_argument("--distributed", action="store_true",
-                   help="train with DistributedDataParallel under torchrun (not available yet)")
+                   help="train with DistributedDataParallel on every process that torchrun "
+                   "starts (gloo on CPU, nccl on CUDA); batch_size is per process")
+    p.add_argument("--tensorboard", nargs="?", const=True, metavar="DIR",
+                   help="write TensorBoard event files to DIR (default: OUT/tensorboard)")
 
 
 def default_out(project_path: str) -> Path:
@@ -46,10 +56,6 @@ def default_out(project_path: str) -> Path:
 
 
 def run(args) -> int:
-    if args.distributed and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        print("--distributed: training with DistributedDataParallel is not available yet; "
-              "run one process without torchrun", file=sys.stderr)
-        return 2
     project, code = load_or_exit(args.project)
     if project is None:
         return code
@@ -57,28 +63,66 @@ def run(args) -> int:
         raise TrainingError(f"--epochs: must be at least 1; got {args.epochs}")
     if args.threads is not None and args.threads < 1:
         raise TrainingError(f"--threads: must be at least 1; got {args.threads}")
+    from .training.config import parse_training
+
+    config = parse_training(project.training)
+    if not args.distributed:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            print("note: started by torchrun without --distributed: every process trains "
+                  "alone; add --distributed to share the work", file=sys.stderr)
+        return _train(args, project, config, None)
+    if "WORLD_SIZE" not in os.environ:
+        print("note: --distributed outside torchrun (no WORLD_SIZE in the environment); "
+              "training in one process", file=sys.stderr)
+        return _train(args, project, config, None)
+    from .training.distributed import UsageError, process_group
+
+    try:
+        with process_group(args.device, config.device) as strategy:
+            return _train(args, project, config, strategy)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _train(args, project, config, strategy) -> int:
+    """Train in this process; only the main process (rank 0) prints and writes files."""
     import torch
 
     from .training import Trainer
     from .training.runtime import suggested_threads
 
+    main = strategy is None or strategy.is_main
     out = Path(args.out) if args.out else default_out(args.project)
-    callbacks = [ProgressBar(sys.stderr)] if _is_tty(sys.stderr) else []
-    callbacks.append(JsonLines(sys.stdout))
-    trainer = Trainer(project, device=args.device, seed=args.seed, epochs=args.epochs,
-                      out_dir=out, callbacks=callbacks, resume_from=args.resume)
+    device = str(strategy.device) if strategy is not None else args.device
+    callbacks = _callbacks(args, project, config, out) if main else []
+    trainer = Trainer(project, device=device, seed=args.seed, epochs=args.epochs,
+                      out_dir=out, callbacks=callbacks, resume_from=args.resume,
+                      strategy=strategy)
     threads = args.threads or suggested_threads(trainer)
     if threads:
         torch.set_num_threads(threads)
-    if args.distributed:
-        print("note: --distributed is not available yet; training in one process",
-              file=sys.stderr)
-    for warning in trainer.warnings:
+    for warning in trainer.warnings if main else ():
         print(f"warning: {warning}", file=sys.stderr)
     trainer.fit()
-    trainer.save_weights(out / "weights.pt")
-    _emit(sys.stdout, {"event": "done", "out": str(out)})
+    if main:
+        trainer.save_weights(out / "weights.pt")
+        _emit(sys.stdout, {"event": "done", "out": str(out)})
     return 0
+
+
+def _callbacks(args, project, config, out: Path) -> list:
+    from .training.tensorboard import TensorBoardLogger, log_dir_for
+
+    callbacks = [ProgressBar(sys.stderr)] if _is_tty(sys.stderr) else []
+    callbacks.append(JsonLines(sys.stdout))
+    if args.tensorboard is not None:  # the command line's folder is relative to the cwd
+        log_dir = log_dir_for(args.tensorboard, out)
+    else:  # the project's, to the project's folder
+        log_dir = log_dir_for(config.tensorboard, out, project.base_dir)
+    if log_dir is not None:
+        callbacks.append(TensorBoardLogger(log_dir))
+    return callbacks
 
 
 def _is_tty(stream) -> bool:

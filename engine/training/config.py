@@ -198,6 +198,7 @@ class TrainConfig:
     beta: float = 1.0
     amp: bool = False
     device: str = "auto"
+    tensorboard: bool | str = False  # True: OUT/tensorboard; a string: that folder
     extra: dict = field(default_factory=dict)  # unknown keys, kept as they were
     warnings: list[str] = field(default_factory=list)
 
@@ -404,6 +405,14 @@ def _device(p: _Parser, cfg: TrainConfig, value) -> None:
     cfg.device = value
 
 
+def tensorboard_setting(value):
+    """``true``/``false``, or the folder for TensorBoard's event files."""
+    if isinstance(value, bool) or (isinstance(value, str) and value.strip()):
+        return value
+    raise _Bad(f"must be true, false or a folder for the event files such as "
+               f"\"runs/tensorboard\"; got {_got(value)}")
+
+
 _TOP: dict[str, Callable] = {
     "task": _task,
     "loss": _loss,
@@ -420,6 +429,7 @@ _TOP: dict[str, Callable] = {
     "beta": _set("beta", non_negative),
     "amp": _set("amp", flag),
     "device": _device,
+    "tensorboard": _set("tensorboard", tensorboard_setting),
 }
 
 

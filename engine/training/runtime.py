@@ -46,10 +46,11 @@ def _mps_available() -> bool:
 class SingleProcess:
     """The strategy of one process on one device.
 
-    The trainer asks its strategy for the batches of an epoch, to wrap each model for training
-    and whether this process writes output. A distributed strategy (DistributedDataParallel
-    under ``torchrun``) replaces this object: it wraps models in DDP, gives each rank its shard
-    of the permutation and lets only rank 0 print and write checkpoints.
+    The trainer asks its strategy for the batches of an epoch, to wrap each model for training,
+    for its part of the validation data, to average the epoch's figures over processes and
+    whether this process writes output. :class:`engine.training.distributed.DistributedStrategy`
+    (DistributedDataParallel under ``torchrun``) replaces this object: it wraps models in DDP,
+    gives each rank its shard of the data and lets only rank 0 print and write checkpoints.
     """
 
     rank = 0
@@ -59,6 +60,13 @@ class SingleProcess:
     def wrap(self, name: str, model):
         return model
 
+    def shard_validation(self, dataset):
+        """This process's part of the validation split: all of it."""
+        return dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch's :meth:`batches` (DistributedSampler's ``set_epoch``)."""
+
     def batches(self, n: int, batch_size: int, generator: torch.Generator, device) -> tuple:
         """This epoch's batches: index tensors on ``device`` from one seeded permutation."""
         perm = torch.randperm(n, generator=generator)
@@ -67,8 +75,9 @@ class SingleProcess:
     def steps_per_epoch(self, n: int, batch_size: int) -> int:
         return math.ceil(n / batch_size)
 
-    def reduce(self, values: dict) -> dict:
-        """Average per-process metrics over all processes (nothing to do for one)."""
+    def reduce(self, values: dict, weight: float = 1.0) -> dict:
+        """Average per-process metrics over all processes, each weighted by its ``weight``
+        (its sample or batch count); nothing to do for one process."""
         return values
 
 

@@ -75,8 +75,9 @@ class Trainer:
 
     # -- building ----------------------------------------------------------------------------
     def _build(self) -> None:
-        self.dataset = load_dataset(self.project.dataset, seed=self.seed, device=self.device,
-                                    base_dir=self.project.base_dir)
+        self.dataset = self.strategy.shard_validation(load_dataset(
+            self.project.dataset, seed=self.seed, device=self.device,
+            base_dir=self.project.base_dir))
         self.graphs = dict(self.project.models)
         self.shapes = {n: infer_shapes(g, self.dataset.shapes) for n, g in self.graphs.items()}
         torch.manual_seed(self.seed)  # the initial weights depend on the seed alone
@@ -208,6 +209,7 @@ class Trainer:
     def _run_epoch(self, epoch: int, on_batch_end) -> bool:
         for model in self.models.values():
             model.train()
+        self.strategy.set_epoch(epoch)
         batches = self.strategy.batches(self.task.train_size, self.config.batch_size,
                                         self._shuffle, self.device)
         self._batches = batches
@@ -276,7 +278,9 @@ class Trainer:
                 val = self.task.evaluate()
             except RUN_ERRORS as exc:
                 raise faults.runtime_error(self, exc, self.task.evaluate, "validating") from None
-        logs = {"epoch": epoch, **train, **self.strategy.reduce(val), "lr": self.lr,
+        val_count = 0 if self.dataset.x_val is None else int(self.dataset.x_val.shape[0])
+        logs = {"epoch": epoch, **self.strategy.reduce(train, self._count),
+                **self.strategy.reduce(val, val_count), "lr": self.lr,
                 "seconds": round(time.perf_counter() - self._fit_start, 3)}
         self.history.append(logs)
         self.epoch = epoch

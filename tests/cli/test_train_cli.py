@@ -126,13 +126,13 @@ def test_a_terminal_gets_a_progress_bar_on_stderr(tmp_path, capsys, monkeypatch)
     assert all(line.startswith("{") for line in captured.out.splitlines())
 
 
-def test_distributed_is_accepted_with_a_note_and_refused_under_torchrun(tmp_path, capsys,
-                                                                        monkeypatch):
+def test_distributed_without_torchrun_trains_in_one_process_with_a_note(tmp_path, capsys,
+                                                                       monkeypatch):
     project = small_copy(tmp_path, "perceptron")
     assert cli_main(["train", str(project), "--epochs", "1", "--distributed",
                      "--out", str(tmp_path / "o")]) == 0
-    assert "not available yet" in capsys.readouterr().err
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert "training in one process" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # half a torchrun environment: refused, not guessed
     assert cli_main(["train", str(project), "--distributed"]) == 2
 
 
