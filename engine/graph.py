@@ -38,6 +38,9 @@ class Node:
     params: dict = field(default_factory=dict)
     pos: tuple[float, float] | None = None
     extra: dict = field(default_factory=dict)
+    # the node's place in the graph's node order (set by the graph): an undone delete puts the
+    # node back where it was, so the saved file does not change
+    order: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def spec(self):
@@ -71,6 +74,7 @@ class Graph:
         self.events = Events(*self.EVENTS)
         self._g = nx.MultiDiGraph()
         self._next_order = 0
+        self._next_node_order = 0
 
     # -- reading ---------------------------------------------------------------------------
     def __contains__(self, node_id) -> bool:
@@ -155,15 +159,37 @@ class Graph:
                 return f"{prefix}{i}"
 
     def add_node(self, type_name: str, node_id: str | None = None, params: dict | None = None,
-                 pos: Iterable[float] | None = None, extra: dict | None = None) -> Node:
+                 pos: Iterable[float] | None = None, extra: dict | None = None, *,
+                 order: int | None = None) -> Node:
+        """Add a node, last in the node order (or at the place ``order`` had, for a restore)."""
         get_spec(type_name)
         node_id = self.new_id(type_name) if node_id is None else node_id
         self._check_new_id(node_id)
+        last = order is None or order >= self._next_node_order
+        order = self._next_node_order if order is None else order
+        self._next_node_order = max(self._next_node_order, order + 1)
         node = Node(node_id, type_name, dict(params or {}),
-                    tuple(pos) if pos is not None else None, dict(extra or {}))
-        self._g.add_node(node_id, node=node)
+                    tuple(pos) if pos is not None else None, dict(extra or {}), order)
+        if last:
+            self._g.add_node(node_id, node=node)
+        else:
+            self._insert_node(node)
         self.events.node_added.emit(node_id)
         return node
+
+    def _insert_node(self, node: Node) -> None:
+        """Add ``node`` before the first node that comes after it in the order (O(n))."""
+        nodes = list(self._g.nodes(data=True))
+        at = next((i for i, (_, d) in enumerate(nodes) if d["node"].order > node.order),
+                  len(nodes))
+        nodes.insert(at, (node.id, {"node": node}))
+        self._rebuild(nodes, list(self._g.edges(keys=True, data=True)))
+
+    def _rebuild(self, nodes: list, edges: list) -> None:
+        """Refill the networkx graph in the given order (it keeps nodes in insertion order)."""
+        self._g.clear()
+        self._g.add_nodes_from(nodes)
+        self._g.add_edges_from(edges)
 
     def _check_new_id(self, node_id) -> None:
         if not isinstance(node_id, str) or not node_id.strip():
@@ -187,7 +213,7 @@ class Graph:
 
     def restore_node(self, node: Node, wires: list[tuple[Edge, int, dict]]) -> None:
         """Put back a node removed by :meth:`remove_node`, with its wires in their old order."""
-        self.add_node(node.type, node.id, node.params, node.pos, node.extra)
+        self.add_node(node.type, node.id, node.params, node.pos, node.extra, order=node.order)
         for edge, order, extra in sorted(wires, key=lambda w: w[1]):
             self.connect(edge.src, edge.dst, edge.src_port, edge.dst_port, order=order,
                          extra=extra)
@@ -202,9 +228,7 @@ class Graph:
         nodes = [(new if n == old else n, d) for n, d in self._g.nodes(data=True)]
         edges = [(new if u == old else u, new if v == old else v, k, d)
                  for u, v, k, d in self._g.edges(keys=True, data=True)]
-        self._g.clear()
-        self._g.add_nodes_from(nodes)
-        self._g.add_edges_from(edges)
+        self._rebuild(nodes, edges)
         node.id = new
         self.events.node_renamed.emit(old, new)
 

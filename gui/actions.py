@@ -36,6 +36,10 @@ SPECS = [
     ActionSpec("save", "&Save", "save_document", (SK.Save,), "save", "Save the project"),
     ActionSpec("save_as", "Save &As…", "save_document_as", (SK.SaveAs, "Ctrl+Shift+S"), None,
                "Save the project under a new name"),
+    ActionSpec("import_model", "&Import Model…", "import_model", ("Ctrl+Shift+I",), None,
+               "Import a PyTorch nn.Module as a new project (torch.fx)"),
+    ActionSpec("export", "E&xport…", "export_model", ("Ctrl+E",), None,
+               "Export the trained model: ONNX, TorchScript, safetensors, state_dict, Python"),
     ActionSpec("quit", "&Quit", "close", (SK.Quit, "Ctrl+Q")),
     ActionSpec("undo", "&Undo", "undo", (SK.Undo,), "undo", "Undo the last change"),
     ActionSpec("redo", "&Redo", "redo", (SK.Redo, "Ctrl+Shift+Z"), "redo",
@@ -63,7 +67,8 @@ SPECS = [
 ]
 
 MENUS = {
-    "&File": ["new", "open", "@recent", "examples", "-", "save", "save_as", "-", "quit"],
+    "&File": ["new", "open", "@recent", "examples", "-", "save", "save_as", "-", "import_model",
+              "export", "-", "quit"],
     "&Edit": ["undo", "redo", "-", "cut", "copy", "paste", "duplicate", "delete", "-",
               "select_all"],
     "&View": ["zoom_in", "zoom_out", "zoom_fit", "-", "dark", "-", "@panels"],

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     run = start_training(window, args) if args.train else None
     status = _schedule(app, window, args)
     code = app.exec()
+    app.clipboard().clear()  # Qt frees a Python-made clipboard object after Python is gone
     if run is not None:
         run.print_report()  # last on stdout: {"steps": N, "ui_latency_ms": {...}}
     return status[0] or code

@@ -507,6 +507,16 @@ class MainWindow(QMainWindow):
         if save:
             self.settings.set_theme(name)
 
+    def export_model(self) -> None:
+        from gui.export_dialog import run_export_dialog  # the exporters load when first used
+
+        run_export_dialog(self)
+
+    def import_model(self) -> None:
+        from gui.import_dialog import run_import_dialog
+
+        run_import_dialog(self)
+
     def show_shortcuts(self) -> None:
         dialogs.ShortcutsDialog(self.actions_.all(), self).exec()
 

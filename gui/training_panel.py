@@ -81,7 +81,7 @@ class CompactSpinBox(QDoubleSpinBox):
 
 class SettingsForm(QWidget):
     """The training block: task, loss, optimizer, learning rate, scheduler, batch size, epochs,
-    regularisation, device and mixed precision."""
+    regularisation (weight decay, L1, early stopping), device and mixed precision."""
 
     edited = Signal(object, str, str)  # training block, undo text, field
 
@@ -101,6 +101,11 @@ class SettingsForm(QWidget):
         self.l1 = self._double("l1", 0.0, 10.0, 7)
         self.batch_size = self._int("batch_size", 1, 1_000_000)
         self.epochs = self._int("epochs", 1, 1_000_000)
+        self.early_stopping = self._int("early_stopping", 0, 100_000)
+        self.early_stopping.setSpecialValueText("off")
+        self.early_stopping.setSuffix(" epochs")
+        self.early_stopping.setToolTip("Stop when the validation loss has not improved for this "
+                                       "many epochs, and keep the best weights")
         self.device = DeviceCombo()
         self.device.setObjectName("setting_device")
         self.device.activated.connect(lambda i: self._set("device", self.device.itemData(i)))
@@ -120,7 +125,8 @@ class SettingsForm(QWidget):
                               ("Optimizer", self.optimizer), ("Learning rate", self.lr),
                               ("Scheduler", self.scheduler), ("Batch size", self.batch_size),
                               ("Epochs", self.epochs), ("Weight decay (L2)", self.weight_decay),
-                              ("L1 penalty", self.l1), ("Device", self.device),
+                              ("L1 penalty", self.l1), ("Early stopping", self.early_stopping),
+                              ("Device", self.device),
                               ("Mixed precision", self.amp)):
             form.addRow(label, widget)
         hint = QLabel("Dropout is a layer: add it to the network on the canvas.")
@@ -180,6 +186,7 @@ class SettingsForm(QWidget):
         self.l1.setValue(cfg.l1)
         self.batch_size.setValue(cfg.batch_size)
         self.epochs.setValue(cfg.epochs)
+        self.early_stopping.setValue(cfg.early_stopping.patience if cfg.early_stopping else 0)
         self.device.set_device(cfg.device)
         self.amp.setChecked(cfg.amp)
 
@@ -212,6 +219,8 @@ def apply_setting(block: dict, key: str, value) -> str:
         block["optimizer"] = {"type": value, **{k: v for k, v in old.items()
                                                 if k != "type" and k in known}}
         return f"Use the {value} optimizer"
+    if key == "early_stopping":
+        return _set_early_stopping(block, value)
     if key == "scheduler":
         if value == AUTO:
             block.pop("scheduler", None)
@@ -223,6 +232,16 @@ def apply_setting(block: dict, key: str, value) -> str:
     else:
         block[key] = value
     return f"Set {label} to {value}"
+
+
+def _set_early_stopping(block: dict, patience: int) -> str:
+    """``patience`` 0 turns early stopping off; other settings of the block are kept."""
+    if not patience:
+        block.pop("early_stopping", None)
+        return "Turn early stopping off"
+    old = block.get("early_stopping")
+    block["early_stopping"] = {**(old if isinstance(old, dict) else {}), "patience": patience}
+    return f"Stop early after {patience} epochs without progress"
 
 
 class TrainingPanel(QWidget):

@@ -28,6 +28,13 @@ def category_icon(category: str, size: int = 14) -> QIcon:
     return QIcon(pixmap)
 
 
+def palette_layers() -> dict[str, list]:
+    """The layers a person can add, by category (the importer-only ones left out); categories
+    with none are left out too."""
+    groups = {c: [s for s in specs if s.in_palette] for c, specs in by_category().items()}
+    return {c: specs for c, specs in groups.items() if specs}
+
+
 class _LayerTree(QTreeWidget):
     """The tree of layers; drags carry the layer type under :data:`LAYER_MIME`."""
 
@@ -73,9 +80,7 @@ class PaletteWidget(QWidget):
         tree.setDragEnabled(True)
         tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        for category, specs in by_category().items():
-            if not specs:
-                continue
+        for category, specs in palette_layers().items():
             group = QTreeWidgetItem(tree, [category])
             group.setIcon(0, category_icon(category))
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)

@@ -279,5 +279,5 @@ SPECS = [
                   "(set by the importer).", optional=True),
         ),
         inputs=(InPort("in", multi=True),), infer=_infer, stats=_stats, module=_module,
-        emit=_emit, key_params=("module",)),
+        emit=_emit, key_params=("module",), in_palette=False),
 ]

@@ -209,6 +209,7 @@ class LayerSpec:
     stats: Callable[[dict, dict, dict], Stats] | None = None  # (params, ins, outs) -> Stats
     emit: Callable | None = None  # custom fx emission; default: call the module on the inputs
     key_params: tuple[str, ...] = ()
+    in_palette: bool = True  # False for a type only tools create (the importer's Opaque)
     extra: dict = field(default_factory=dict)
 
     @property

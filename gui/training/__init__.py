@@ -1,5 +1,6 @@
 """Training in the window: the training thread, the controller and its coalescing timer, the
-live views, the canvas overlays, the data and settings panel's undo command, and the hook-up.
+live views and the CPU budget that paces their drawing, the canvas overlays, the data and
+settings panel's undo command, and the hook-up.
 
 ``install_training(window)`` adds the Training and Live views docks to a ``MainWindow`` and
 returns the :class:`~gui.training.install.TrainingUi`; ``start_cli_training(window, args)``

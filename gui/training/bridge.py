@@ -3,7 +3,7 @@ small, CPU-only state behind for the window to pull.
 
 :class:`LiveBridge` records progress and the logged losses (a few attribute writes and one list
 append per logged step; nothing per plain step beyond an integer). :class:`LiveProbes` refreshes
-the engine's probes on a clock (about ten times a second, whatever the step rate) and adds the
+the engine's probes on a clock (a few times a second, whatever the step rate) and adds the
 attention weights of a selected attention layer. The window takes everything with
 :meth:`LiveBridge.take` from a timer of its own, so however fast training runs, the window is
 updated at its own pace.
@@ -18,7 +18,9 @@ import numpy as np
 
 from engine.training import Callback, Probes
 
-PROBE_INTERVAL_S = 0.25
+PROBE_INTERVAL_S = 0.5  # a view draws at most this often (live_views.DRAW_INTERVAL_S)
+COSTLY = ("samples", "boundary", "confusion", "attention")  # computed only while on screen
+CONFUSION_INTERVAL_S = 2.0  # a pass over the validation set, on screen only
 PROBE_CAPACITY = 4096  # gradient-norm rows kept between two refreshes
 MAX_POINTS = 1000  # data points copied for the boundary view
 
@@ -101,14 +103,26 @@ class LiveBridge(Callback):
 
 
 class LiveProbes(Probes):
-    """Probes refreshed on a clock rather than every N steps, plus attention weights."""
+    """Probes refreshed on a clock rather than every N steps, plus attention weights. The
+    costly probes (:data:`COSTLY`: a forward pass each) run only for the views on screen
+    (:meth:`show_only`); the run's last refresh computes everything, so every view ends with
+    the final state."""
 
     def __init__(self, interval: float = PROBE_INTERVAL_S, **settings):
         settings.setdefault("every", PROBE_CAPACITY)
+        settings.setdefault("keep", PROBE_CAPACITY)  # steps a probe holds: none is missed
         super().__init__(**settings)
         self.interval = interval
         self.attention: dict = {}  # {"node": id, "weights": (batch, queries, keys)}
-        self._due = 0.0
+        self.offered = {"samples": self.samples, "boundary": self.boundary,
+                        "confusion": self.confusion, "attention": True}
+        self.shown = frozenset(COSTLY)
+        self._due = self._epoch_due = 0.0
+        self._complete = False  # the last refresh computed every probe
+
+    def show_only(self, names) -> None:
+        """Compute the costly probes of these views only (any of COSTLY; from any thread)."""
+        self.shown = frozenset(names)
 
     def on_batch_end(self, trainer, step: int, logs: dict) -> None:
         now = time.perf_counter()
@@ -117,19 +131,31 @@ class LiveProbes(Probes):
             self.refresh(trainer)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
-        """Epoch ends refresh too (they bring the confusion matrix), but short epochs do not
-        add refreshes beyond the clock's pace; the last epoch always does."""
+        """Epoch ends bring the confusion matrix (a pass over the validation set): at most once
+        per CONFUSION_INTERVAL_S however short the epochs, and always at the last one."""
         now = time.perf_counter()
-        if now >= self._due or epoch >= trainer.epochs or trainer.stop_requested:
+        last = epoch >= trainer.epochs or trainer.stop_requested
+        if now >= self._epoch_due or last:
+            self._epoch_due = now + CONFUSION_INTERVAL_S
             self._due = now + self.interval
-            self.refresh(trainer, epoch_end=True)
+            self.refresh(trainer, epoch_end=True, everything=last)
 
-    def refresh(self, trainer, epoch_end: bool = False) -> dict:
+    def on_train_end(self, trainer, logs: dict) -> None:
+        if not self._complete:  # stopped inside an epoch, or stopped early
+            self.refresh(trainer, epoch_end=True, everything=True)
+
+    def refresh(self, trainer, epoch_end: bool = False, everything: bool = False) -> dict:
+        on = {name for name, offered in self.offered.items()
+              if offered and (everything or name in self.shown)}
+        self.samples, self.boundary = "samples" in on, "boundary" in on
+        self.confusion = "confusion" in on
         data = super().refresh(trainer, epoch_end)
-        try:
-            self.attention = attention_weights(trainer, self.nodes, self.batch)
-        except RuntimeError:  # like the other probes: never end training
-            self.attention = {}
+        self._complete = everything
+        if "attention" in on:  # otherwise the last weights stay (their view is hidden)
+            try:
+                self.attention = attention_weights(trainer, self.nodes, self.batch)
+            except RuntimeError:  # like the other probes: never end training
+                self.attention = {}
         return data
 
 

@@ -1,14 +1,15 @@
 """The window's side of a training run: start, pause, resume, stop, and a coalescing timer that
-hands the views at most ~30 updates a second, whatever the step rate.
+hands the views at most five updates a second, whatever the step rate.
 
 The controller trains a copy of the project (taken when Start is pressed), so the trainer never
-sees a graph that changes under it. torch is imported when the first run starts, not before. Its signals are the only way the rest of the window hears
-about training: ``state_changed``, ``run_started(RunInfo)``, ``updated(Snapshot)``,
-``run_finished(FitResult)`` and ``run_failed(message, node, details)``.
+sees a graph that changes under it. torch is imported when the first run starts, not before.
+Its signals are the only way the rest of the window hears about training: ``state_changed``,
+``run_started(RunInfo)``, ``updated(Snapshot)``, ``run_finished(FitResult)`` and
+``run_failed(message, node, details)``.
 """
 from __future__ import annotations
 
-import sys
+import gc
 import time
 from collections import deque
 
@@ -18,8 +19,8 @@ from engine.project import parse_project, project_to_dict
 from gui.training.latency import LatencyProbe
 from gui.training.worker import TrainingThread, TrainingWorker, cpu_threads
 
-REFRESH_MS = 33  # the views' refresh period (about 30 Hz)
-SWITCH_INTERVAL_S = 0.002  # the GIL is handed over this often while training
+REFRESH_MS = 200  # the views take news five times a second (each draws twice a second at most)
+SETTLE_MS = 100  # from the views' set-up to the first step
 RATE_WINDOW_S = 3.0
 BOUNDARY_GRID = 80
 
@@ -51,6 +52,9 @@ class TrainingController(QObject):
         self.timer.setInterval(refresh_ms)
         self.timer.timeout.connect(self._pull)
         self.latency = LatencyProbe(self)
+        # the 5 ms timer is an instrument (``--train --quit-after``, tests, benchmarks): it
+        # wakes the window 200 times a second, which an ordinary run need not pay for
+        self.measure_latency = False
         self.thread: TrainingThread | None = None
         self.bridge = None  # LiveBridge of the current run
         self.probes = None  # LiveProbes of the current run
@@ -60,11 +64,11 @@ class TrainingController(QObject):
         self.result = None
         self.updates = 0  # snapshots handed out (tests and benchmarks read it)
         self.probe_nodes: tuple[str, ...] = ()
+        self.shown_probes: frozenset | None = None  # costly probes on screen; None: all
         self.threads: int | None = None  # CPU threads for torch; None: all cores but one
         self._probe_version = -1
         self._last_step = -1
         self._rates: deque = deque()
-        self._switch = None
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -87,6 +91,8 @@ class TrainingController(QObject):
         self.bridge = LiveBridge()
         self.probes = LiveProbes(nodes=self.probe_nodes, histograms=self.probe_nodes,
                                  samples=True, boundary=True, confusion=True, grid=BOUNDARY_GRID)
+        if self.shown_probes is not None:
+            self.probes.show_only(self.shown_probes)
         worker = TrainingWorker(self.project, [self.bridge, self.probes], epochs=epochs,
                                 threads=self.threads or cpu_threads())
         worker.built.connect(self._built)
@@ -122,7 +128,6 @@ class TrainingController(QObject):
             self.thread.wait(timeout_ms)
         self.timer.stop()
         self.latency.stop()
-        self._restore_switch()
 
     def select_nodes(self, names) -> None:
         """Probe the activations and histograms of these ``model:node`` names from now on."""
@@ -130,23 +135,35 @@ class TrainingController(QObject):
         if self.probes is not None:
             self.probes.configure(nodes=self.probe_nodes, histograms=self.probe_nodes)
 
+    def show_probes(self, names) -> None:
+        """Compute the costly probes (``bridge.COSTLY``) of these views only: those on screen."""
+        self.shown_probes = frozenset(names)
+        if self.probes is not None:
+            self.probes.show_only(self.shown_probes)
+
     # -- the thread's news (queued from the training thread: the @Slot decorators make PySide
     # deliver them in this object's thread; an undecorated method would run in the emitter's)
     @Slot(object)
     def _built(self, info) -> None:
         self.info = info
-        self._hold_switch()
         if self.state == STARTING:
             self._set_state(RUNNING)
         self.run_started.emit(info)  # the views set up first: one-off work, not measured
-        self.thread.worker.go()  # and only now the first step: the two never compete
-        self.timer.start()
-        # measure from when the window has laid out and painted the views it just set up
-        QTimer.singleShot(0, self._start_latency)
+        # The window holds some 300k objects (Qt, torch, pyqtgraph): a full collection of the
+        # cycle collector walks them all with the interpreter lock held, a quarter-second
+        # stall of both training and the window. The objects alive now are left out of
+        # collections until the run ends; what the run allocates is collected as usual.
+        gc.freeze()
+        QTimer.singleShot(SETTLE_MS, self._go)
 
-    def _start_latency(self) -> None:
+    def _go(self) -> None:
+        """The first step, once the window has laid out and painted the views it just set up:
+        that one-off work and training never compete (nor is it taken for latency)."""
+        self.thread.worker.go()
         if self.busy:
-            self.latency.start()
+            self.timer.start()
+            if self.measure_latency:
+                self.latency.start()
 
     @Slot(object)
     def _finished(self, result) -> None:
@@ -162,11 +179,11 @@ class TrainingController(QObject):
         self.run_failed.emit(message, node, details)
 
     def _end(self) -> None:
+        gc.unfreeze()
         self.thread.wait()
         self.trainer = self.thread.worker.trainer
         self.timer.stop()
         self.latency.stop()
-        self._restore_switch()
         if self.info is not None:
             self._pull()  # the last losses and the epoch-end probes
 
@@ -204,14 +221,3 @@ class TrainingController(QObject):
             steps_per_s = (s1 - s0) / (t1 - t0)
             snap.samples_per_s = steps_per_s * info.batch_size
             snap.seconds_left = (snap.total_steps - snap.step) / steps_per_s
-
-    def _hold_switch(self) -> None:
-        """Hand the GIL over more often while training, so the window gets it sooner."""
-        if self._switch is None:
-            self._switch = sys.getswitchinterval()
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-    def _restore_switch(self) -> None:
-        if self._switch is not None:
-            sys.setswitchinterval(self._switch)
-            self._switch = None

@@ -63,7 +63,10 @@ class _PreviewJob(QRunnable):
             result = exc
         except Exception as exc:  # noqa: BLE001 - shown as a message, not a crash
             result = exc
-        self.sink.done.emit(self.token, result)
+        try:
+            self.sink.done.emit(self.token, result)
+        except RuntimeError:  # the form closed while the preview loaded: nobody to tell
+            pass
 
 
 class DataForm(QWidget):

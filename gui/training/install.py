@@ -24,6 +24,7 @@ from gui.training.commands import SetProjectBlock
 from gui.training.controller import TrainingController
 from gui.training.lazy import LazyWidget
 from gui.training.overlays import CanvasOverlay
+from gui.training.pacing import CpuBudget
 from gui.training.results import try_sample, weights_path
 from gui.training_panel import TrainingPanel
 from widgets.plots.progress import format_duration
@@ -31,9 +32,11 @@ from widgets.plots.progress import format_duration
 LOCKED_ACTIONS = ("cut", "paste", "duplicate", "delete", "undo", "redo", "auto_layout")
 LOCKED_MESSAGE = "Training is running: stop it to edit the network"
 VIEWS_HEIGHT = 0.42  # of the window, for the Live views dock while training
-PROGRESS_INTERVAL_S = 0.25
+PROGRESS_INTERVAL_S = 0.5
 FIT_DELAY_MS = 100
 DRAW_GAP_S = 0.15  # at most one plot or canvas redraw in this long: they never pile up
+DRAW_AT_LEAST_S = 1.0  # and one at least in this long, even when the CPU budget is spent
+TASK_NAMES = {"gan": "GAN", "vae": "VAE"}
 METRIC_NAMES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
                 "train_loss": "training loss", "d_loss": "discriminator loss",
                 "g_loss": "generator loss", "val_mse": "validation MSE"}
@@ -57,6 +60,8 @@ class TrainingUi(QObject):
         self._turn = False
         self._progress_at = 0.0
         self._drawn_at = 0.0
+        self.budget = CpuBudget(cpu=self._drawing_seconds)
+        self._drawing = 0.0  # CPU seconds spent handing the views and the canvas their data
         self._docks()
         self._status()
         self._guard_edits()
@@ -191,7 +196,10 @@ class TrainingUi(QObject):
         canvas = self.window.current_canvas()
         if canvas is None:
             return
-        ids = canvas.scene.selected_node_ids()
+        try:
+            ids = canvas.scene.selected_node_ids()
+        except RuntimeError:  # the window is closing and Qt deleted the scene first
+            return
         if len(ids) != 1:
             return
         self.explicit = (canvas.model, ids[0])
@@ -229,33 +237,50 @@ class TrainingUi(QObject):
         for warning in info.warnings:
             self.window.show_status(warning)
         self.panel.progress.set_message(
-            f"{info.task.capitalize()} on {_device_text(info.device_name)}  ·  batch "
+            f"{_task_text(info.task)} on {_device_text(info.device_name)}  ·  batch "
             f"{info.batch_size}  ·  {info.steps_per_epoch} steps per epoch", "Epoch 1")
         self.views.begin_run(info)
         names = self.controller.probe_nodes
         model, _, node = names[0].rpartition(":") if names else ("", "", "")
         self.views.select(model or None, node or None)
+        self._view_tab_changed(-1)
         self.window.repaint()  # the run's first frame now, before the ongoing updates
+        self.budget.reset()  # that frame was set-up, not a cost of the ongoing updates
 
     def _updated(self, snap) -> None:
-        """Take the snapshot in, then redraw one thing at most (a plot or the canvas)."""
+        """Take the snapshot in, then redraw one thing at most (a plot or the canvas), and only
+        when the window's thread has CPU to spare (see :mod:`gui.training.pacing`)."""
         self.views.apply(snap)
         self.overlay.feed(snap.probes)
-        info = self.controller.info
+        self._show_progress(snap)
         now = time.perf_counter()
-        if info is not None and self.controller.state == "running" and \
-                now - self._progress_at >= PROGRESS_INTERVAL_S:
-            self._progress_at = now
-            self.panel.progress.set_progress(snap.epoch, info.epochs, snap.step, snap.total_steps,
-                                             snap.samples_per_s, snap.seconds_left)
-        if now - self._drawn_at < DRAW_GAP_S:
-            return  # the last frame drew a plot or the canvas: let the loop breathe first
+        since = now - self._drawn_at
+        if since < DRAW_GAP_S or not (self.budget.allows() or since >= DRAW_AT_LEAST_S):
+            return  # drop this frame: the data wait, and the next frame shows them all
         self._turn = not self._turn
         draws = (self.overlay.draw, self.views.draw_next)
+        start = time.thread_time()
         for draw in (draws if self._turn else draws[::-1]):
             if draw():
                 self._drawn_at = time.perf_counter()
                 break
+        self._drawing += time.thread_time() - start
+
+    def _drawing_seconds(self) -> float:
+        """What drawing has cost so far: handing over the data, and painting the plots."""
+        from widgets.plots.style import GraphicsArea  # with the plots, not at start-up
+
+        return self._drawing + GraphicsArea.painted
+
+    def _show_progress(self, snap) -> None:
+        info = self.controller.info
+        now = time.perf_counter()
+        if info is None or self.controller.state != "running" or \
+                now - self._progress_at < PROGRESS_INTERVAL_S:
+            return
+        self._progress_at = now
+        self.panel.progress.set_progress(snap.epoch, info.epochs, snap.step, snap.total_steps,
+                                         snap.samples_per_s, snap.seconds_left)
 
     def _stale(self) -> bool:
         """The run belonged to a document that is no longer open: forget its results."""
@@ -355,6 +380,10 @@ class TrainingUi(QObject):
 
     def _views_built(self, views) -> None:
         views.set_dark(self._theme == "dark")
+        views.tabs.currentChanged.connect(self._view_tab_changed)
+
+    def _view_tab_changed(self, _index: int) -> None:
+        self.controller.show_probes(self.views.shown_probes())
 
     def _apply_theme(self) -> None:
         name = getattr(self.window, "theme_name", "light")
@@ -369,6 +398,10 @@ def _new_live_views():
     from gui.training.live_views import LiveViews
 
     return LiveViews()
+
+
+def _task_text(task: str) -> str:
+    return TASK_NAMES.get(task, task.capitalize())
 
 
 def _device_text(name: str) -> str:
@@ -398,6 +431,7 @@ class CliRun:
 
     def __init__(self, ui: TrainingUi):
         self.ui = ui
+        ui.controller.measure_latency = True
         QTimer.singleShot(0, ui.start)
 
     def report(self) -> dict:

@@ -22,7 +22,7 @@ GENERATIVE = ("gan", "vae", "reconstruction")
 STEP_LOGS = {"gan": ("d_loss", "g_loss")}
 EPOCH_LOGS = {"classification": ("train_loss", "val_loss", "val_accuracy"),
               "gan": ("d_loss", "g_loss"), "vae": ("train_loss", "val_loss", "val_mse", "val_kl")}
-DRAW_INTERVAL_S = 0.4
+DRAW_INTERVAL_S = 0.5  # a view is redrawn at most this often
 
 
 class LiveViews(QWidget):
@@ -57,6 +57,7 @@ class LiveViews(QWidget):
         self.selected: tuple[str, str] | None = None  # (model, node) shown in activations
         self._pending: dict = {}  # view -> latest arguments, for tabs drawn when shown
         self._stale: set = set()  # history views that received data while hidden
+        self._norms_upto: dict = {}  # model -> the last step whose gradient norms were taken
         self._multi = False
         self._drawn_at: dict = {}
         self._turn = 0
@@ -75,6 +76,7 @@ class LiveViews(QWidget):
         self.info = info
         self._multi = len(info.models) > 1
         self._pending, self._stale = {}, set()
+        self._norms_upto = {}
         self.curves.begin_run(info.steps_per_epoch, info.epochs)
         self.curves.prepare(STEP_LOGS.get(info.task, ("loss",)),
                             EPOCH_LOGS.get(info.task, ("train_loss", "val_loss", "val_mse")))
@@ -106,6 +108,13 @@ class LiveViews(QWidget):
         self.activations.set_layer(label)
         self.histograms.set_layer(label)
 
+    def shown_probes(self) -> set[str]:
+        """The costly probes (see ``bridge.COSTLY``) that the tab on screen draws."""
+        needs = {self.samples: "samples", self.boundary: "boundary",
+                 self.confusion: "confusion", self.activations: "attention"}
+        need = needs.get(self.tabs.currentWidget())
+        return {need} if need else set()
+
     def _label(self, model: str, node: str) -> str:
         return f"{model}:{node}" if self._multi else node
 
@@ -125,9 +134,7 @@ class LiveViews(QWidget):
     def _probes(self, probes: dict, attention: dict) -> None:
         step = probes.get("step", 0)
         for model, norms in probes.get("grad_norms", {}).items():
-            layers = [self._label(model, n) for n in norms["nodes"]]
-            self._history(self.gradients, self.gradients.append, norms["steps"], layers,
-                          norms["values"])
+            self._grad_norms(model, norms)
         if self.selected is not None:
             model, node = self.selected
             hist = probes.get("histograms", {}).get(model, {}).get(node)
@@ -144,6 +151,17 @@ class LiveViews(QWidget):
                          b["classes"], b["score"])
         if "confusion" in probes:
             self._latest(self.confusion, self.confusion.show_matrix, probes["confusion"])
+
+    def _grad_norms(self, model: str, norms: dict) -> None:
+        """Add the steps not seen yet: each probe holds the last few thousand steps, so that
+        a reader polling now and then misses none."""
+        steps = np.asarray(norms["steps"])
+        new = steps > self._norms_upto.get(model, -1)
+        if new.any():
+            self._norms_upto[model] = int(steps[new][-1])
+            layers = [self._label(model, n) for n in norms["nodes"]]
+            self._history(self.gradients, self.gradients.append, steps[new], layers,
+                          np.asarray(norms["values"])[new])
 
     def _activation(self, model: str, node: str, probes: dict, attention: dict) -> None:
         label = self._label(model, node)

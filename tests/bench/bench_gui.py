@@ -51,7 +51,8 @@ def startup_seconds(tmp: Path) -> float:
 
 
 def big_project(path: Path, n_nodes: int = 500) -> Path:
-    """Residual MLP blocks: fc -> relu -> fc -> add(skip) -> relu, laid out left to right."""
+    """Residual MLP blocks: fc -> relu -> fc -> add(skip) -> relu, placed by the auto-layout
+    (which wraps the chain into rows: at zoom to fit every node and wire is on screen)."""
     from engine.graph import Graph
     from engine.layout import layered_layout
     from engine.project import Project, save_project

@@ -67,8 +67,7 @@ def in_window(app, path: Path, epochs: int, measure: bool, cycle_tabs: bool
     ui = window.training
     if os.environ.get("BENCH_THREADS"):  # try another thread count in the window
         ui.controller.threads = int(os.environ["BENCH_THREADS"])
-    if not measure:
-        ui.controller.latency.start = lambda: None
+    ui.controller.measure_latency = measure
     tabs = ui.views.tabs
     cycle = QTimer()
     cycle.timeout.connect(lambda: _next_tab(tabs))

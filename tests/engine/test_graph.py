@@ -7,6 +7,7 @@ from engine.errors import (CycleError, DuplicateEdgeError, DuplicateNodeError, G
                            LayerlabError, PortError, UnknownLayerError, UnknownNodeError)
 from engine.events import Event
 from engine.graph import UNSET, Edge, Graph
+from engine.project import Project, dumps_project
 
 
 def chain(*types: str) -> Graph:
@@ -188,6 +189,44 @@ def test_remove_and_restore_give_back_the_same_wires_in_the_same_order():
     assert [e.src for e in g.in_edges("sum")] == ["a", "b", "c"]
     assert g.edge_extra(Edge("b", "sum")) == {"color": "red"}
     assert [c[0] for c in rec.calls] == ["node_added"] + ["edge_added"] * 4
+
+
+def residual() -> Graph:
+    """x -> fc -> act -> sum(act, x) -> y, with positions: a skip wire into a multi-input."""
+    g = Graph()
+    for i, (node_id, type_, params) in enumerate((
+            ("x", "Input", {"shape": [4]}), ("fc", "Linear", {"out_features": 4}),
+            ("act", "ReLU", None), ("sum", "Add", None), ("y", "Output", None))):
+        g.add_node(type_, node_id, params, (200 * i, 0))
+    for src, dst in (("x", "fc"), ("fc", "act"), ("act", "sum"), ("x", "sum"), ("sum", "y")):
+        g.connect(src, dst)
+    return g
+
+
+def saved(g: Graph) -> bytes:
+    return dumps_project(Project("p", {"model": g})).encode("utf-8")
+
+
+@pytest.mark.parametrize("deleted", [["fc"], ["act"], ["fc", "act"], ["x"]])
+def test_undoing_a_delete_gives_back_the_same_file(deleted):
+    g = residual()
+    before = saved(g)
+    removed = [g.remove_node(n) for n in deleted]
+    assert saved(g) != before
+    for node, wires in reversed(removed):  # as the undo stack does
+        g.restore_node(node, wires)
+    assert g.node_ids() == ["x", "fc", "act", "sum", "y"]
+    assert [e.src for e in g.in_edges("sum")] == ["act", "x"]
+    assert saved(g) == before
+
+
+def test_a_restored_node_keeps_its_place_after_other_edits():
+    g = residual()
+    node, wires = g.remove_node("act")
+    g.add_node("Dropout", "drop")
+    g.restore_node(node, wires)
+    assert g.node_ids() == ["x", "fc", "act", "sum", "y", "drop"]
+    assert g.add_node("Tanh", "t") is g.node("t") and g.node_ids()[-1] == "t"
 
 
 def test_rename_keeps_wires_order_and_position():

@@ -46,7 +46,7 @@ def test_load_builds_graphs_and_blocks():
     graph = project.models["model"]
     assert graph.node_ids() == ["x", "fc1", "a1", "fc2", "a2", "fc3", "y"]
     assert graph.node("fc1").params == {"out_features": 64}
-    assert graph.node("fc1").pos == (170, 0)
+    assert graph.node("fc1").pos == (200, 0)
     assert project.dataset["name"] == "spirals" and project.training["epochs"] == 60
     assert project.input_shapes()["x"] == (2,)
     assert project.base_dir == MLP.parent
@@ -103,7 +103,7 @@ def test_save_of_an_edited_project_round_trips(tmp_path):
 
 def test_the_file_is_readable_one_node_per_line():
     text = dumps_project(load_project(MLP))
-    assert '        {"id": "fc1", "type": "Linear", "params": {"out_features": 64}, "pos": [170, 0]},' \
+    assert '        {"id": "fc1", "type": "Linear", "params": {"out_features": 64}, "pos": [200, 0]},' \
         in text.splitlines()
     assert text.endswith("}\n")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import (QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent,
                            QWheelEvent)
 from PySide6.QtTest import QTest
@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QApplication
 from engine.graph import Edge, Graph
 from engine.shapes import ShapeInference
 from widgets.canvas import CanvasScene, CanvasView
+from widgets.canvas.obstacles import NodeGrid
+from widgets.canvas.view import FIT_MAX_ZOOM
 from widgets.palette import PaletteWidget
 from widgets.theme import DARK
 
@@ -187,6 +189,77 @@ def test_a_skip_wire_detours_around_the_nodes_it_passes(qtbot):
     assert wire.path().elementCount() == 4
 
 
+def test_a_node_moved_into_a_wire_s_way_is_routed_around_and_far_wires_are_left_alone(qtbot):
+    g = Graph()
+    g.add_node("Input", "x", {"shape": [4]}, (0, 0))
+    g.add_node("Output", "y", None, (600, 0))
+    g.add_node("ReLU", "r", None, (240, 300))
+    g.add_node("Input", "far_in", {"shape": [4]}, (0, 2000))
+    g.add_node("Output", "far_out", None, (600, 2000))
+    g.connect("x", "y")
+    g.connect("far_in", "far_out")
+    c = Canvas(g, qtbot)
+    wire, far = c.scene.edge_item(Edge("x", "y")), c.scene.edge_item(Edge("far_in", "far_out"))
+    far_routes = []
+    far.adjust = lambda *args: far_routes.append(args)  # count the far wire's reroutes
+    relu = c.scene.node_item("r")
+    g.set_pos("r", (240, 0))  # right on the wire; the canvas reroutes by itself
+    qtbot.waitUntil(lambda: wire.path().elementCount() > 4, timeout=1000)
+    assert not wire.shape().intersects(relu.mapRectToScene(relu.rect()))
+    g.set_pos("r", (240, 300))  # out of the way again: the detour goes
+    qtbot.waitUntil(lambda: wire.path().elementCount() == 4, timeout=1000)
+    assert far_routes == []
+    c.view.close()  # before the scene goes: the overview is on show and would paint it
+    c.scene.detach()
+
+
+def test_a_wire_back_to_the_next_row_runs_in_the_gap_between_the_rows(qtbot):
+    g = Graph()
+    g.add_node("Input", "x", {"shape": [4]}, (0, 0))
+    g.add_node("ReLU", "a", None, (200, 0))
+    g.add_node("ReLU", "b", None, (400, 0))
+    g.add_node("ReLU", "c", None, (0, 165))
+    g.add_node("Output", "y", None, (200, 165))
+    for src, dst in (("x", "a"), ("a", "b"), ("b", "c"), ("c", "y")):
+        g.connect(src, dst)
+    c = Canvas(g, qtbot)
+    wire = c.scene.edge_item(Edge("b", "c"))
+    bodies = {n: c.scene.node_item(n).mapRectToScene(c.scene.node_item(n).rect())
+              for n in g.node_ids()}
+    for node_id in ("x", "a", "y"):
+        assert not wire.shape().intersects(bodies[node_id]), node_id
+    gap = (max(bodies[n].bottom() for n in "xab"), min(bodies[n].top() for n in "cy"))
+    middle = [wire.path().pointAtPercent(t / 10) for t in range(2, 9)]
+    assert all(gap[0] < p.y() < gap[1] for p in middle)  # level, between the rows
+    label = wire.label_rect()
+    assert gap[0] < label.top() and label.bottom() < gap[1]
+    c.scene.detach()
+
+
+def test_ports_at_rest_are_drawn_by_their_node(canvas):
+    port = canvas.scene.node_item("fc1").port("out", True)
+    no_contents = port.GraphicsItemFlag.ItemHasNoContents
+    assert port.flags() & no_contents
+    port.set_highlight(port.COMPATIBLE)
+    assert not port.flags() & no_contents
+    port.set_highlight(port.NONE)
+    assert port.flags() & no_contents
+
+
+def test_node_grid_finds_nodes_by_area_and_follows_moves():
+    grid = NodeGrid(cell=100)
+    grid.place("a", QRectF(0, 0, 120, 60))
+    grid.place("b", QRectF(1000, 0, 120, 60))
+    assert [item for item, _ in grid.near(QRectF(50, 50, 10, 10))] == ["a"]
+    assert sorted(item for item, _ in grid.near(QRectF(-5000, -5000, 9000, 9000))) == ["a", "b"]
+    grid.place("a", QRectF(990, 40, 120, 60))  # moved next to b
+    assert grid.near(QRectF(50, 50, 10, 10)) == []
+    assert sorted(item for item, _ in grid.near(QRectF(1050, 50, 5, 5))) == ["a", "b"]
+    assert grid.rect("a") == QRectF(990, 40, 120, 60)
+    grid.remove("b")
+    assert [item for item, _ in grid.near(QRectF(1050, 50, 5, 5))] == ["a"] and len(grid) == 1
+
+
 # -- wiring by mouse ---------------------------------------------------------------------------
 def test_dragging_from_an_output_to_an_input_requests_that_wire(canvas, qtbot):
     scene = canvas.scene
@@ -343,6 +416,15 @@ def test_zoom_to_fit_frames_everything_and_hides_the_overview(canvas):
     visible = view.mapToScene(view.viewport().rect()).boundingRect()
     assert visible.contains(canvas.scene.items_bounding_rect())
     assert not view.minimap.isVisible()
+
+
+def test_zoom_to_fit_does_not_blow_a_small_graph_up(qtbot):
+    g = Graph()
+    g.add_node("Input", "x", {"shape": [2]}, (0, 0))
+    c = Canvas(g, qtbot)
+    c.view.zoom_to_fit()
+    assert c.view.zoom() == pytest.approx(FIT_MAX_ZOOM) and FIT_MAX_ZOOM <= 1.5
+    c.scene.detach()
 
 
 def test_clicking_the_overview_moves_the_view_there(canvas, qtbot):

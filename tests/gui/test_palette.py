@@ -8,6 +8,8 @@ from PySide6.QtTest import QTest
 from engine.layers import CATALOG, by_category
 from widgets.palette import LAYER_MIME, PaletteWidget
 
+ADDABLE = sorted(t for t, spec in CATALOG.items() if spec.in_palette)
+
 
 @pytest.fixture
 def palette(qtbot):
@@ -20,14 +22,24 @@ def palette(qtbot):
 
 
 def test_lists_every_catalog_layer_grouped_by_category(palette):
-    assert sorted(palette.visible_layers()) == sorted(CATALOG)
+    assert sorted(palette.visible_layers()) == ADDABLE
     tree = palette.tree()
     groups = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
     assert groups == [c for c, specs in by_category().items() if specs]
+    assert "Core" in groups
     conv = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
                 if tree.topLevelItem(i).text(0) == "Convolution")
     assert {conv.child(j).text(0) for j in range(conv.childCount())} == {
         s.type for s in by_category()["Convolution"]}
+
+
+def test_the_importers_opaque_layer_is_not_offered(palette, qtbot):
+    assert not CATALOG["Opaque"].in_palette and len(ADDABLE) == len(CATALOG) - 1
+    assert "Opaque" not in palette.visible_layers()
+    QTest.keyClicks(palette.search_box(), "opaque")
+    assert palette.visible_layers() == []
+    with qtbot.assertNotEmitted(palette.layer_activated):
+        QTest.keyClick(palette.search_box(), Qt.Key.Key_Return)
 
 
 def test_each_layer_shows_its_doc_as_tooltip(palette):
@@ -43,7 +55,7 @@ def test_typing_filters_the_list_as_you_type(palette):
     assert shown and all("conv" in name.lower() for name in shown)
     assert "Conv2d" in shown and "Linear" not in shown
     palette.search_box().clear()
-    assert sorted(palette.visible_layers()) == sorted(CATALOG)
+    assert sorted(palette.visible_layers()) == ADDABLE
 
 
 def test_a_category_name_matches_all_its_layers(palette):

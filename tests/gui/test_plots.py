@@ -16,7 +16,7 @@ from widgets.plots.gradients import EXPLODING, FLOOR, VANISHING
 from widgets.plots.histograms import ROWS, rebin
 from widgets.plots.preview import preview_kind
 from widgets.plots.progress import format_duration, format_rate
-from widgets.plots.style import PLOT_DARK, PLOT_LIGHT, tile
+from widgets.plots.style import PLOT_DARK, PLOT_LIGHT, grid_columns, tile
 
 RNG = np.random.default_rng(0)
 
@@ -120,6 +120,8 @@ def test_curves_per_step_per_epoch_smoothing_log_and_earlier_runs(show, qtbot):
     ghost_y = view.ghosts[0][0].getData()[1]
     assert ghost_y is not None and len(ghost_y) > 0
     assert view.series == {}
+    view.add_steps([1], {"loss": [2.0]})
+    assert "earlier runs" in view.loss_plot.titleLabel.text  # the faint curves are named
 
 
 def test_curves_deferred_drawing(show):
@@ -180,19 +182,39 @@ def test_activations_maps_units_sequences_attention(show):
     assert len(visible) == 8 and len(visible[0].getData()[0]) == 20
     weights = RNG.random((4, 6, 6))
     view.show_activation("attn", weights, kind="attention")
-    assert view.image_plot in view.plots
+    assert view.image_plot in view.plots and view.image_plot.getAxis("left").labelText == "query"
     assert np.allclose(view.image.image, weights[0])
     assert view.received == 4
 
 
-def test_samples_grid_pairs_and_points(show):
+def grid_shape(n: int, cols: int, h: int, w: int, gap: int = 1) -> tuple[int, int]:
+    rows = -(-n // cols)
+    return rows * (h + gap) - gap, cols * (w + gap) - gap
+
+
+def test_grid_columns_fit_the_area():
+    assert grid_columns(64, 8, 8, 200, 200) == 8  # square tiles, square area: 8 × 8
+    assert grid_columns(32, 8, 8, 270, 480) == 4  # a tall panel: 4 columns, 8 rows
+    assert grid_columns(16, 8, 8, 800, 100) == 8  # a wide strip: 2 rows
+    assert grid_columns(10, 17, 8, 240, 250) == 5  # input-over-output pairs: 5 × 2
+    assert grid_columns(1, 8, 8, 100, 100) == 1 and grid_columns(9, 8, 8, 0, 0) == 3
+
+
+def test_samples_side_by_side_pairs_and_points(show, qtbot):
     view = show(SamplesView())
     view.show_probe(samples=RNG.random((16, 1, 8, 8)),
                     reconstructions={"inputs": RNG.random((12, 1, 8, 8)),
                                      "outputs": RNG.random((12, 1, 8, 8))})
     assert view.plots == [view.samples_plot, view.pairs_plot]
-    assert view.samples_image.image.shape == (4 * 9 - 1, 4 * 9 - 1)
-    assert view.pairs_image.image.shape == (2 * 9 - 1, 10 * 9 - 1)  # 10 pairs at most
+    layout = view.graphics.ci.items
+    assert layout[view.samples_plot] == [(0, 0)] and layout[view.pairs_plot] == [(0, 1)]
+    qtbot.waitUntil(lambda: view.samples_plot.width() > 0)
+    assert view.samples_plot.width() == pytest.approx(view.pairs_plot.width(), rel=0.05)
+    cols = view.sample_grid.cols
+    assert view.samples_image.image.shape == grid_shape(16, cols, 8, 8)
+    pairs = view.pair_grid  # 10 pairs at most, each input above its output
+    assert pairs.images.shape == (10, 17, 8) and np.isnan(pairs.images[:, 8]).all()
+    assert view.pairs_image.image.shape == grid_shape(10, pairs.cols, 17, 8, gap=2)
     real, fake = RNG.normal(size=(50, 2)), RNG.normal(size=(40, 2))
     view.show_probe(samples=fake, real=real)
     assert view.plots == [view.points_plot]
@@ -222,22 +244,34 @@ def test_confusion_matrix_counts_and_shares(show):
     view.set_class_names(["circle", "square", "triangle"])
     view.show_matrix(counts)
     assert np.allclose(view.image.image[0], [0.8, 0.2, 0.0])
-    texts = [t.textItem.toPlainText() for t in view.texts if t.isVisible()]
-    assert texts == [str(v) for v in counts.ravel()]
+    assert view.labels.texts() == [str(v) for v in counts.ravel()]
     ticks = view.plot.getAxis("bottom")._tickLevels[0]
     assert [name for _, name in ticks] == ["circle", "square", "triangle"]
     view.show_matrix(np.eye(2, dtype=int) * 3)
-    assert sum(t.isVisible() for t in view.texts) == 4
+    assert view.labels.texts() == ["3", "0", "0", "3"]
+    assert view.plot.getViewBox().viewRange()[1] == pytest.approx([-0.04, 2.04])  # framed
 
 
-def test_progress_view(qtbot):
+def test_progress_text_fits_the_bar(qtbot):
     view = ProgressView()
     qtbot.addWidget(view)
+    view.resize(600, 60)
+    view.show()
+    qtbot.waitExposed(view)
     view.set_progress(3, 15, 60, 345, 2310.0, 12.4)
     assert view.bar.value() == round(1000 * 60 / 345)
-    assert view.bar.format().startswith("Epoch 3 / 15  ·  17%")
-    assert "2.3k samples/s" in view.bar.format() and "0:12 left" in view.bar.format()
-    assert "step 60 of 345" in view.bar.toolTip()
+    full = "Epoch 3 / 15  ·  step 60 / 345  ·  2.3k samples/s  ·  0:12 left"
+    assert view.bar.format() == full and view.bar.toolTip() == full
+    view.resize(270, 60)  # the Training dock: shorter, and never wrapped
+    qtbot.waitUntil(lambda: view.bar.format() == "Epoch 3/15 · 2.3k samples/s · 0:12 left")
+    view.resize(150, 60)
+    qtbot.waitUntil(lambda: "samples/s" not in view.bar.format())
+    metrics = view.bar.fontMetrics()
+    assert metrics.horizontalAdvance(view.bar.format()) < view.bar.width()
+    assert "0:12 left" in view.bar.format() and view.bar.toolTip() == full
+    view.set_message("Stopped early (no progress)", "Stopped early (no progress)  ·  epoch 9")
+    view.resize(130, 60)
+    qtbot.waitUntil(lambda: view.bar.format() == "Stopped early (no progress)")
 
 
 def test_dataset_preview_kinds(show):
@@ -250,9 +284,19 @@ def test_dataset_preview_kinds(show):
     assert view.plots == [view.xy_plot] and len(view.scatter.data) == 100
     view.show_data(RNG.random((40, 1, 8, 8)), RNG.integers(0, 10, 40))
     assert view.plots == [view.image_plot]
-    assert view.image.image.shape == (6 * 9 - 1, 6 * 9 - 1)  # 32 images: 6 rows of 6
+    assert view.image.image.shape == grid_shape(32, view.grid.cols, 8, 8)  # 32 of 40 images
     view.show_data(RNG.random((10, 20, 1)), RNG.random((10, 1)))
     assert sum(line.isVisible() for line in view.lines) == 6
+
+
+def test_image_grids_take_the_shape_of_their_room(show, qtbot):
+    view = show(DatasetPreview())
+    view.resize(260, 700)
+    view.show_data(RNG.random((40, 1, 8, 8)))
+    qtbot.waitUntil(lambda: view.grid.cols == 4)  # tall: 4 columns, 8 rows
+    view.resize(900, 220)
+    qtbot.waitUntil(lambda: view.grid.cols >= 8)  # wide: 4 rows or fewer
+    assert view.image.image.shape == grid_shape(32, view.grid.cols, 8, 8)
 
 
 def test_dark_theme_restyles_in_place(show):

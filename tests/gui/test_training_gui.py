@@ -24,6 +24,7 @@ from engine.project import load_project, parse_project, project_to_dict, save_pr
 from gui.document import Document
 from gui.main_window import MainWindow
 from gui.settings import Settings
+from gui.training.pacing import CpuBudget
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_MS = 90_000
@@ -90,6 +91,7 @@ def test_start_pause_resume_stop(qtbot):
     assert not panel.train_button.isEnabled() and panel.stop_button.isEnabled()
     assert not window.actions_["delete"].isEnabled() and not window.inspector.isEnabled()
     assert "Training on the CPU" in ui.device_label.text()
+    assert not ui.controller.latency.active  # the 5 ms instrument is for --train runs only
 
     qtbot.mouseClick(panel.pause_button, LEFT)
     assert ui.controller.state == "paused" and "Resume" in panel.pause_button.text()
@@ -177,6 +179,8 @@ def test_classifier_views_and_canvas(qtbot):
     assert views.confusion.matrix is not None and views.confusion.matrix.shape == (2, 2)
     views.tabs.setCurrentWidget(views.gradients)
     assert set(views.gradients.curves) == {"fc1", "fc2", "fc3"}
+    steps = views.gradients.curves["fc1"].xData  # each step once, in order
+    assert len(steps) == ui.controller.steps and np.all(np.diff(steps) == 1)
     views.tabs.setCurrentWidget(views.activations)
     assert views.activations.kind == "units"  # fc1, the first layer with weights
     views.tabs.setCurrentWidget(views.histograms)
@@ -240,6 +244,7 @@ def test_event_loop_keeps_answering_while_training(qtbot):
     threads = []
     ui.controller.run_started.connect(
         lambda info: threads.append(QThread.currentThread() is QApplication.instance().thread()))
+    ui.controller.measure_latency = True  # what --train --quit-after does
     ui.start()
     wait_state(qtbot, ui, "running")
     assert threads == [True]  # the trainer's news arrive in the window's thread
@@ -251,6 +256,43 @@ def test_event_loop_keeps_answering_while_training(qtbot):
     ui.controller.stop()
     wait_state(qtbot, ui, "done")
     assert ui.controller.updates > 0
+
+
+def test_costly_probes_run_only_for_the_views_on_screen():
+    from engine.training import Callback, Trainer
+    from gui.training.bridge import LiveProbes
+
+    def refreshes(shown) -> tuple[list, dict]:
+        probes = LiveProbes(interval=0.0, samples=True, boundary=True, confusion=True)
+        probes.show_only(shown)
+        seen = []
+        watch = Callback()
+        watch.on_batch_end = lambda trainer, step, logs: seen.append(set(probes.latest))
+        Trainer(parse_project(spirals(epochs=2), "p"), device="cpu",
+                callbacks=[probes, watch]).fit()
+        return seen, probes.latest
+
+    seen, last = refreshes(set())
+    assert seen and not any(keys & {"boundary", "confusion"} for keys in seen)
+    assert {"boundary", "confusion"} <= set(last)  # the run's last refresh: every view
+    seen, _ = refreshes({"boundary"})
+    assert all("boundary" in keys for keys in seen)
+
+
+def test_cpu_budget_paces_drawing_by_the_cpu_the_window_used():
+    clock, cpu = [0.0], [0.0]
+    budget = CpuBudget(share=0.05, burst=0.03, clock=lambda: clock[0], cpu=lambda: cpu[0])
+    budget.reset()
+    assert budget.allows()
+    clock[0], cpu[0] = 0.1, 0.1  # a costly frame: 100 ms of CPU in 100 ms
+    assert not budget.allows()
+    assert budget.balance == pytest.approx(-0.03)  # the debt kept is one burst at most
+    clock[0] += 0.5  # idle: half a second earns 25 ms
+    assert not budget.allows()
+    clock[0] += 0.2
+    assert budget.allows()
+    clock[0] += 100.0
+    assert budget.allows() and budget.balance == pytest.approx(0.03)  # saved: one burst
 
 
 # -- settings, results ---------------------------------------------------------------------------
@@ -265,6 +307,12 @@ def test_settings_and_data_edits_are_undoable(qtbot):
     assert doc.project.training["epochs"] == 2 and panel.settings.epochs.value() == 2
     doc.undo_stack.undo()
     assert doc.project.training["optimizer"]["lr"] == 0.01
+    assert panel.settings.early_stopping.text() == "off"
+    panel.settings.early_stopping.setValue(4)
+    assert doc.project.training["early_stopping"] == {"patience": 4}
+    doc.undo_stack.undo()
+    assert "early_stopping" not in doc.project.training
+    assert panel.settings.early_stopping.value() == 0
     source = panel.data.source
     source.setCurrentIndex(source.findData("digits"))
     source.activated.emit(source.currentIndex())

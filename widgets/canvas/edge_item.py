@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from ..theme import format_shape
-from .node_item import NodeItem
-from .style import OVERVIEW_ZOOM, PORT_RADIUS, Paints
+from .obstacles import CLEARANCE, REACH
+from .style import FAR_ZOOM, OVERVIEW_ZOOM, PORT_RADIUS, Paints
 
 _LANE_GAP = 22.0  # how far above (or below) the nodes it avoids a detouring wire runs
 _LABEL_H = 16.0
 _BIG_LABEL_H = 20.0
 _HIT_WIDTH = 10.0
+_ANTIALIASING = QPainter.RenderHint.Antialiasing  # looked up once: painting is hot
+_NO_BRUSH = Qt.BrushStyle.NoBrush
+_TURN = 36.0  # how far a wire back to another row swings out past its ports
 
 
 def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:
@@ -32,6 +35,17 @@ def lane_path(p1: QPointF, p2: QPointF, lane: float) -> QPainterPath:
     b = QPointF(p2.x() - 2 * r, lane)
     path.cubicTo(QPointF(p1.x() + r, p1.y()), QPointF(p1.x() + r, lane), a)
     path.lineTo(b)
+    path.cubicTo(QPointF(p2.x() - r, lane), QPointF(p2.x() - r, p2.y()), p2)
+    return path
+
+
+def return_path(p1: QPointF, p2: QPointF, lane: float) -> QPainterPath:
+    """A wire back to an input left of its output, on another row: out to the right and round
+    to the height ``lane`` (between the rows), level to the left, and round into the input."""
+    r = min(_TURN, abs(lane - p1.y()), abs(p2.y() - lane)) * 4 / 3  # the turns bulge 3/4 r
+    path = QPainterPath(p1)
+    path.cubicTo(QPointF(p1.x() + r, p1.y()), QPointF(p1.x() + r, lane), QPointF(p1.x(), lane))
+    path.lineTo(QPointF(p2.x(), lane))
     path.cubicTo(QPointF(p2.x() - r, lane), QPointF(p2.x() - r, p2.y()), p2)
     return path
 
@@ -56,6 +70,8 @@ class EdgeItem(QGraphicsItem):
         self._labels: tuple = ((QRectF(), None), (QRectF(), None))  # (rect, font): near, far
         self._bounds = QRectF()
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        # a view of hundreds of wires repaints from pixmaps; a wire draws again when it changes
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setAcceptHoverEvents(True)
         self.setZValue(0)
 
@@ -93,7 +109,9 @@ class EdgeItem(QGraphicsItem):
         if avoid is None:
             avoid = scene is not None and not getattr(scene, "fast_wires", False)
         p1, p2 = self.src_port.scene_center(), self.dst_port.scene_center()
-        path = wire_path(p1, p2)
+        path = self._return_route(p1, p2, scene if avoid else None) if p2.x() < p1.x() else None
+        if path is None:
+            path = wire_path(p1, p2)
         if avoid and scene is not None and p2.x() - p1.x() > 60:
             path = self._detour(scene, p1, p2, path)
         # a detour passes behind the short wires it crosses, so their labels stay readable
@@ -122,14 +140,35 @@ class EdgeItem(QGraphicsItem):
             blockers = blockers + [r for r in more if r not in blockers]
         return path
 
+    def _return_route(self, p1: QPointF, p2: QPointF, scene) -> QPainterPath | None:
+        """The way back to an input on another row: in the gap between the two nodes' rows,
+        moved clear of the nodes in it (when ``scene`` is given). None when the two nodes
+        share some height: then no gap runs between them."""
+        src, dst = (port.node_item.mapRectToScene(port.node_item.rect())
+                    for port in (self.src_port, self.dst_port))
+        if dst.top() > src.bottom():
+            lane = (src.bottom() + dst.top()) / 2
+        elif src.top() > dst.bottom():
+            lane = (dst.bottom() + src.top()) / 2
+        else:
+            return None
+        path = return_path(p1, p2, lane)
+        for _ in range(4 if scene is not None else 0):  # nodes in the gap: pass between them
+            blockers = self._blockers(scene, path, path.boundingRect())
+            if not blockers:
+                break
+            lane = _free_height(blockers, lane)
+            path = return_path(p1, p2, lane)
+        return path
+
     def _blockers(self, scene, path: QPainterPath, area: QRectF) -> list[QRectF]:
         """Rects of the nodes (other than its own two) that the curve itself crosses."""
         ends = (self.src_port.node_item, self.dst_port.node_item)
         line = None  # the curve as a thin outline: an open path's intersects() tests its fill
         found = []
-        for item in scene.items(area.adjusted(-2, -2, 2, 2)):
-            if isinstance(item, NodeItem) and item not in ends:
-                rect = item.mapRectToScene(item.rect()).adjusted(-4, -4, 4, 4)
+        for item, body in scene.obstacles.near(area.adjusted(-REACH, -REACH, REACH, REACH)):
+            if item not in ends:
+                rect = body.adjusted(-CLEARANCE, -CLEARANCE, CLEARANCE, CLEARANCE)
                 if line is None:
                     stroker = QPainterPathStroker()
                     stroker.setWidth(2.0)
@@ -194,19 +233,23 @@ class EdgeItem(QGraphicsItem):
 
     def paint(self, painter, option, widget=None) -> None:
         p = self.paints
-        painter.setRenderHint(painter.RenderHint.Antialiasing)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setRenderHint(_ANTIALIASING)
+        painter.setBrush(_NO_BRUSH)
         painter.setPen(self._pen(p))
         painter.drawPath(self._path)
         zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
-        rect, font = self._labels[zoom < OVERVIEW_ZOOM]
-        if not rect.isEmpty():
-            painter.setPen(p.label_selected_pen if self.isSelected() else p.label_pen)
-            painter.setBrush(p.label_brush)
-            painter.drawRoundedRect(rect, rect.height() / 2, rect.height() / 2)
-            painter.setFont(font)
-            painter.setPen(p.label_text if self.known else p.subtext)
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
+        if zoom >= FAR_ZOOM:
+            self._paint_label(painter, p, *self._labels[zoom < OVERVIEW_ZOOM])
+
+    def _paint_label(self, painter, p: Paints, rect: QRectF, font) -> None:
+        if rect.isEmpty():
+            return
+        painter.setPen(p.label_selected_pen if self.isSelected() else p.label_pen)
+        painter.setBrush(p.label_brush)
+        painter.drawRoundedRect(rect, rect.height() / 2, rect.height() / 2)
+        painter.setFont(font)
+        painter.setPen(p.label_text if self.known else p.subtext)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.label)
 
     def _pen(self, p: Paints) -> QPen:
         if self.isSelected():
@@ -224,6 +267,16 @@ class EdgeItem(QGraphicsItem):
     def hoverLeaveEvent(self, event) -> None:
         self._hovered = False
         self.update()
+
+
+def _free_height(blockers: list[QRectF], lane: float) -> float:
+    """A height near ``lane`` below the blockers above it and above those below it (between
+    the two when they leave no room)."""
+    low = max((r.bottom() + _LANE_GAP for r in blockers if r.center().y() < lane),
+              default=float("-inf"))
+    high = min((r.top() - _LANE_GAP for r in blockers if r.center().y() >= lane),
+               default=float("inf"))
+    return min(max(lane, low), high) if low <= high else (low + high) / 2
 
 
 class DraftWireItem(QGraphicsPathItem):

@@ -69,6 +69,7 @@ class NodeItem(QGraphicsItem):
         self._tint_color: QColor | None = None
         self.badge: tuple[str, str] | None = None
         self.height = 0.0
+        self._bounds = QRectF()
         self._texts: dict[str, str] = {}
         self._ops: list = []
         self._overview_ops: list = []
@@ -151,8 +152,8 @@ class NodeItem(QGraphicsItem):
     def set_badge(self, text: str | None, severity: str = "warning") -> None:
         badge = (text, severity) if text else None
         if badge != self.badge:
-            self.prepareGeometryChange()
             self.badge = badge
+            self._update_bounds()
             self.update()
 
     def rename(self, new_id: str) -> None:
@@ -179,8 +180,12 @@ class NodeItem(QGraphicsItem):
                 bottom = max(bottom, y + 4)
         height = max(bottom + PAD + 2, PORT_Y0 + 15)
         if height != self.height:
-            self.prepareGeometryChange()
             self.height = height
+            self._update_bounds()
+            scene = self.scene()
+            if scene is not None:  # a taller card may now be in a wire's way
+                scene.node_item_changed(self)
+                scene.schedule_reroute()
         self._paths = None
         self._layout_texts()
 
@@ -188,8 +193,13 @@ class NodeItem(QGraphicsItem):
         return QRectF(0, 0, NODE_WIDTH, self.height)
 
     def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def _update_bounds(self) -> None:
+        """Room for the card, its glow and the badge above it (kept: Qt asks very often)."""
+        self.prepareGeometryChange()
         top = GLOW + (22.0 if self.badge else 0.0)
-        return QRectF(-GLOW, -top, NODE_WIDTH + 2 * GLOW, self.height + top + GLOW + 2)
+        self._bounds = QRectF(-GLOW, -top, NODE_WIDTH + 2 * GLOW, self.height + top + GLOW + 2)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -213,11 +223,11 @@ class NodeItem(QGraphicsItem):
 
     def itemChange(self, change, value):
         if change == _MOVED:
-            for edge in self.edges:
-                edge.adjust()
             scene = self.scene()
             if scene is not None:
-                scene.node_geometry_changed()
+                scene.node_item_changed(self)
+            for edge in self.edges:
+                edge.adjust()
         return super().itemChange(change, value)
 
     # -- text layout (done on change, so painting only draws) ------------------------------
@@ -303,6 +313,8 @@ class NodeItem(QGraphicsItem):
             painter.setFont(font)
             painter.setPen(color)
             painter.drawText(rect, align, text)
+        for port in self.ports():
+            port.paint_at_rest(painter, p)
         if self.error:
             self._paint_error_badge(painter, p)
         if self.badge:

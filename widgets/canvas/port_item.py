@@ -9,10 +9,16 @@ from .style import PORT_RADIUS
 
 _HIT = 9.0  # grab radius, larger than the drawn circle so ports are easy to catch
 _HALO = 8.0
+_REACH = max(_HIT, PORT_RADIUS + _HALO)
+_BOUNDS = QRectF(-_REACH, -_REACH, 2 * _REACH, 2 * _REACH)
+_NO_CONTENTS = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
 
 
 class PortItem(QGraphicsItem):
-    """An input (left edge) or output (right edge) port of a :class:`NodeItem`."""
+    """An input (left edge) or output (right edge) port of a :class:`NodeItem`.
+
+    At rest the node draws the port's circle (in its cached image, so hundreds of ports cost
+    nothing to repaint); the port item paints only while it is hovered or highlighted."""
 
     # Highlight states while a wire is being drawn
     NONE, COMPATIBLE, TARGET = 0, 1, 2
@@ -29,6 +35,7 @@ class PortItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setZValue(1)
+        self.setFlag(_NO_CONTENTS)
 
     @property
     def node_id(self) -> str:
@@ -40,17 +47,28 @@ class PortItem(QGraphicsItem):
     def set_highlight(self, state: int) -> None:
         if state != self.highlight:
             self.highlight = state
-            self.update()
+            self._shown_changed()
 
     def set_connections(self, count: int) -> None:
         if count != self.connections:
             self.connections = count
-            self.update()
+            self.node_item.update()  # the node draws the port at rest
+
+    def _shown_changed(self) -> None:
+        self.setFlag(_NO_CONTENTS, not (self.highlight or self._hovered))
+        scene = self.scene()
+        if scene is not None:  # by area: Qt skips repainting an item that has no contents
+            scene.update(self.sceneBoundingRect())
+
+    def paint_at_rest(self, painter, p) -> None:
+        """Draw the plain circle (for the node, in the node's coordinates)."""
+        painter.setPen(p.port_pen)
+        painter.setBrush(p.port_connected_brush if self.connections else p.port_brush)
+        painter.drawEllipse(self.pos(), PORT_RADIUS, PORT_RADIUS)
 
     # -- QGraphicsItem ---------------------------------------------------------------------
     def boundingRect(self) -> QRectF:
-        r = max(_HIT, PORT_RADIUS + _HALO)
-        return QRectF(-r, -r, 2 * r, 2 * r)
+        return _BOUNDS
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -80,8 +98,8 @@ class PortItem(QGraphicsItem):
 
     def hoverEnterEvent(self, event) -> None:
         self._hovered = True
-        self.update()
+        self._shown_changed()
 
     def hoverLeaveEvent(self, event) -> None:
         self._hovered = False
-        self.update()
+        self._shown_changed()

@@ -16,6 +16,7 @@ from ..theme import LIGHT, CanvasTheme
 from .edge_item import EdgeItem
 from .gestures import MoveGesture, NewWireGesture, RubberBandGesture
 from .node_item import NodeItem
+from .obstacles import REACH, NodeGrid
 from .port_item import PortItem
 from .style import GRID, paints_for
 
@@ -46,6 +47,7 @@ class CanvasScene(QGraphicsScene):
         self.paints = paints_for(theme)
         self.fast_wires = False  # while nodes are dragged, wires skip obstacle routing
         self._nodes: dict[str, NodeItem] = {}
+        self.obstacles = NodeGrid()  # node rectangles, for routing wires around them
         self._edges: dict[Edge, EdgeItem] = {}
         self._wiring: dict[str, str] = {}
         self._gesture = None
@@ -53,7 +55,8 @@ class CanvasScene(QGraphicsScene):
         self._geometry_timer = QTimer(self, singleShot=True, interval=30)
         self._geometry_timer.timeout.connect(self.geometry_changed)
         self._reroute_timer = QTimer(self, singleShot=True, interval=0)
-        self._reroute_timer.timeout.connect(self.reroute_wires)
+        self._reroute_timer.timeout.connect(self._reroute_dirty)
+        self._dirty = QRectF()  # where nodes were or went since the wires were last routed
         self._build()
         self._hooks = [(getattr(graph.events, name), getattr(self, f"_on_{name}"))
                        for name in ("node_added", "node_removed", "node_renamed", "edge_added",
@@ -99,6 +102,7 @@ class CanvasScene(QGraphicsScene):
         item.setPos(QPointF(*pos))
         self._nodes[node.id] = item
         self.addItem(item)
+        self.node_item_changed(item)
         return item
 
     def _add_edge_item(self, edge: Edge, route: bool = True) -> EdgeItem:
@@ -134,6 +138,8 @@ class CanvasScene(QGraphicsScene):
         if item is not None:
             if isinstance(self._gesture, MoveGesture):
                 self._gesture.cancel()
+            self._mark_dirty(self.obstacles.rect(item))
+            self.obstacles.remove(item)
             self.removeItem(item)
         self._update_wiring()
         self.node_geometry_changed()
@@ -309,14 +315,40 @@ class CanvasScene(QGraphicsScene):
     # -- wires -----------------------------------------------------------------------------
     def reroute_wires(self) -> None:
         """Recompute every wire's route (after nodes moved, some wires may detour or not)."""
+        self._dirty = QRectF()
         for item in self._edges.values():
             item.adjust()
         self.node_geometry_changed()
 
     def schedule_reroute(self) -> None:
-        """Reroute all wires once control returns to the event loop (coalesces many moves)."""
+        """Reroute the wires near the nodes that moved, once control returns to the event loop
+        (coalesces many moves)."""
         if not self._reroute_timer.isActive():
             self._reroute_timer.start()
+
+    def _reroute_dirty(self) -> None:
+        """Reroute only the wires whose route may depend on a node that moved: a wire detours
+        inside its own box, so one whose box misses every old and new node place is unchanged."""
+        area, self._dirty = self._dirty, QRectF()
+        if area.isNull():
+            return
+        for item in self._edges.values():
+            box = item.path().boundingRect()  # a level wire's box has no height: widen it
+            if box.adjusted(-REACH, -REACH, REACH, REACH).intersects(area):
+                item.adjust()
+        self.node_geometry_changed()
+
+    def node_item_changed(self, item: NodeItem) -> None:
+        """A node item moved or changed size: wires route around where it is now."""
+        rect = item.mapRectToScene(item.rect())
+        self._mark_dirty(self.obstacles.rect(item))
+        self._mark_dirty(rect)
+        self.obstacles.place(item, rect)
+        self.node_geometry_changed()
+
+    def _mark_dirty(self, rect: QRectF | None) -> None:
+        if rect is not None:
+            self._dirty = self._dirty.united(rect)
 
     def node_geometry_changed(self) -> None:
         self._bounds = None

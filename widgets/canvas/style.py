@@ -25,6 +25,9 @@ GRID = 20.0  # arrow keys move by this; the background draws it
 
 # At a zoom below this the nodes draw a simplified, larger-lettered face.
 OVERVIEW_ZOOM = 0.8
+# Below this even those letters are a few pixels tall: wires leave out their labels and ports
+# their circles, which keeps a view of hundreds of layers quick to paint.
+FAR_ZOOM = 0.4
 
 
 def _font(family: str, pixels: int, weight=QFont.Weight.Normal, stretch: int = 100) -> QFont:

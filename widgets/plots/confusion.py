@@ -5,11 +5,61 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QWidget
 
-from widgets.plots.style import PlotView, follow, image_plot
+from widgets.plots.style import PlotView, image_plot
 
 MAX_TEXT_CLASSES = 20  # beyond this many classes the counts are not written in the cells
+LIGHT_TEXT, DARK_TEXT = QColor("#ffffff"), QColor("#111111")
+
+
+class CellLabels(pg.GraphicsObject):
+    """The counts written in the cells of a k×k matrix: one item that draws them all, at a
+    fixed size on screen (a hundred TextItems cost a frame on every repaint of the plot)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: list[tuple[float, float, str, QColor]] = []  # centre x, y, text, colour
+        self._bounds = QRectF()
+        self.font = QFont()
+
+    def set_cells(self, counts: np.ndarray, share: np.ndarray) -> None:
+        k = counts.shape[0]
+        self.prepareGeometryChange()
+        self._bounds = QRectF(0, 0, k, k)
+        self.cells = [] if k > MAX_TEXT_CLASSES else [
+            (c + 0.5, r + 0.5, str(counts[r, c]), LIGHT_TEXT if share[r, c] < 0.55 else DARK_TEXT)
+            for r in range(k) for c in range(k)]
+        self.update()
+
+    def texts(self) -> list[str]:
+        return [text for _x, _y, text, _c in self.cells]
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return self._bounds
+
+    def paint(self, painter, *_args) -> None:
+        if not self.cells:
+            return
+        transform = painter.transform()
+        corner, step = transform.map(QPointF(0, 0)), transform.map(QPointF(1, 1))
+        width, height = abs(step.x() - corner.x()), abs(step.y() - corner.y())
+        longest = max(len(text) for _x, _y, text, _c in self.cells)
+        size = int(min(14, height * 0.6, width * 1.5 / longest))  # a digit is ~0.6 em wide
+        if size < 6:
+            return  # cells too small to read a number in
+        self.font.setPixelSize(size)
+        painter.save()
+        painter.resetTransform()  # text in pixels: it must not scale with the view
+        painter.setFont(self.font)
+        for x, y, text, color in self.cells:
+            centre = transform.map(QPointF(x, y))
+            painter.setPen(color)
+            painter.drawText(QRectF(centre.x() - width / 2, centre.y() - height / 2, width,
+                                    height), Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 class ConfusionView(PlotView):
@@ -23,23 +73,20 @@ class ConfusionView(PlotView):
         self.add_plot(self.plot)
         self.plot.setLabel("bottom", "predicted")
         self.plot.setLabel("left", "true")
-        self.texts: list[pg.TextItem] = []
+        self.labels = CellLabels()
+        self.plot.addItem(self.labels)
         self.names: list[str] | None = None
         self.matrix: np.ndarray | None = None
+        self._k = 0
         self.restyle()
 
     def set_class_names(self, names: list[str] | None) -> None:
         self.names = list(names) if names else None
+        self._k = 0  # the ticks are written again at the next matrix
 
     def prepare(self, classes: int) -> None:
-        """Make the cells' text items for ``classes`` now (making a hundred of them when the
-        first matrix arrives would cost the window a frame)."""
-        wanted = classes * classes if classes <= MAX_TEXT_CLASSES else 0
-        while len(self.texts) < wanted:
-            text = pg.TextItem(anchor=(0.5, 0.5))
-            text.setVisible(False)
-            self.plot.addItem(text)
-            self.texts.append(text)
+        """Frame a ``classes``-class matrix now (before the first one arrives)."""
+        self._frame(classes)
 
     def show_matrix(self, counts: np.ndarray) -> None:
         counts = np.asarray(counts, dtype=np.int64)
@@ -48,40 +95,28 @@ class ConfusionView(PlotView):
         rows = counts.sum(axis=1, keepdims=True)
         share = counts / np.where(rows > 0, rows, 1)
         self.image.setImage(share.astype(np.float32), autoLevels=False, levels=(0.0, 1.0))
-        self._ticks(k)
-        self._texts(counts, share)
+        self._frame(k)
+        self.labels.set_cells(counts, share)
         accuracy = np.trace(counts) / max(counts.sum(), 1)
         self.plot.setTitle(f"{counts.sum()} samples, {accuracy:.1%} correct", size="9pt")
-        follow(self.plot, 0, k, 0, k, padding=0.02)
         self.received += 1
         self.show_plots()
 
-    def _ticks(self, k: int) -> None:
+    def _frame(self, k: int) -> None:
+        """Ticks named after the classes and a fixed range (only when the class count
+        changes: a steady range keeps the axes' drawings cached)."""
+        if k == self._k:
+            return
+        self._k = k
         names = self.names if self.names and len(self.names) == k else [str(i) for i in range(k)]
         ticks = [[(i + 0.5, names[i]) for i in range(k)]]
         self.plot.getAxis("bottom").setTicks(ticks)
         self.plot.getAxis("left").setTicks(ticks)
-
-    def _texts(self, counts: np.ndarray, share: np.ndarray) -> None:
-        k = counts.shape[0]
-        wanted = k * k if k <= MAX_TEXT_CLASSES else 0
-        self.prepare(k)  # made once for a class count, then reused
-        for i, text in enumerate(self.texts):
-            if i >= wanted:
-                text.setVisible(False)
-                continue
-            r, c = divmod(i, k)
-            text.setVisible(True)
-            label, color = str(counts[r, c]), "#ffffff" if share[r, c] < 0.55 else "#111111"
-            if text.textItem.toPlainText() != label or getattr(text, "shown_color", None) != color:
-                text.setText(label, color=color)  # only cells that changed: each costs
-                text.shown_color = color
-            text.setPos(c + 0.5, r + 0.5)
+        self.plot.getViewBox().setRange(xRange=(0, k), yRange=(0, k), padding=0.02)
 
     def clear(self) -> None:
         self.image.clear()
-        for text in self.texts:
-            text.setVisible(False)
+        self.labels.set_cells(np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0)))
         self.matrix = None
         super().clear()
 

@@ -11,7 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-from widgets.plots.style import PlotView, StickyY, faded, key_html, new_plot, series_color
+from widgets.plots.style import (PlotView, StickyY, faded, key_html, new_plot, series_color,
+                                 steady_axes)
 
 IGNORED = ("epoch", "lr", "seconds", "batch", "probes")
 MIRRORS = ("train_loss", "d_loss", "g_loss")  # epoch means of what is also logged per step
@@ -21,7 +22,7 @@ LABELS = {"loss": "train", "train_loss": "train (epoch)", "val_loss": "validatio
 COLORS = {"loss": 0, "train_loss": 0, "d_loss": 0, "g_loss": 1, "val_loss": 1, "val_accuracy": 2,
           "val_mse": 4, "val_kl": 6, "train_accuracy": 5}
 MAX_GHOST_RUNS = 4
-MAX_MARKERS = 40  # per-epoch markers are dropped when there are more epochs than this
+MAX_MARKERS = 40  # a run of more epochs than this draws its per-epoch values without markers
 DEFAULT_SMOOTHING = 0.6
 
 
@@ -39,6 +40,11 @@ def ema(values: np.ndarray, alpha: float, start: float | None = None) -> np.ndar
         s = alpha * s + beta * v
         out[i] = s
     return out
+
+
+def epoch_mark(markers: bool) -> str:
+    """How per-epoch values look in a legend: a dashed line, with or without markers."""
+    return "╍ ●" if markers else "╍╍"
 
 
 class Growing:
@@ -75,7 +81,8 @@ class Growing:
 class _Series:
     """One named quantity: its data, its curve item(s) and its plot."""
 
-    def __init__(self, name: str, plot: pg.PlotItem, color: str, per_step: bool):
+    def __init__(self, name: str, plot: pg.PlotItem, color: str, per_step: bool,
+                 max_marks: int = MAX_MARKERS):
         self.name, self.plot, self.color, self.per_step = name, plot, color, per_step
         self.data = Growing()
         self.smooth = Growing() if per_step else None
@@ -92,6 +99,7 @@ class _Series:
             self.marks = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(color), pen=pg.mkPen(color))
             plot.addItem(self.marks)
         self.log = False  # markers do not follow a log axis by themselves
+        self.max_marks = max_marks
 
     def items(self) -> list:
         return [i for i in (self.raw_item, self.item, getattr(self, "marks", None))
@@ -102,7 +110,7 @@ class _Series:
             self.plot.removeItem(item)
 
     def key(self) -> tuple[str, str, str]:
-        return self.color, "━━" if self.per_step else "╍ ●", self.label
+        return self.color, "━━" if self.per_step else epoch_mark(self.max_marks), self.label
 
     def refresh(self) -> None:
         if self.per_step:
@@ -114,10 +122,10 @@ class _Series:
             if self.log:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     y = np.log10(y)
-            if len(y) > MAX_MARKERS:
-                self.marks.setData(x=[], y=[])
-            else:
+            if len(y) <= self.max_marks:
                 self.marks.setData(x=self.data.x, y=y)
+            elif len(self.marks.data):  # too many epochs for markers: drop them, once
+                self.marks.setData(x=[], y=[])
 
     def resmooth(self, alpha: float) -> None:
         if self.per_step:
@@ -140,6 +148,8 @@ class CurvesView(PlotView):
         self.loss_plot = self.add_plot(new_plot("", "epoch", "loss"), row=0, col=0)
         self.metrics_plot = self.add_plot(new_plot("", "epoch", "metric"), row=1, col=0)
         self.metrics_plot.setXLink(self.loss_plot)
+        for plot in (self.loss_plot, self.metrics_plot):
+            steady_axes(plot)  # the two plots' y axes also stay aligned
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
         self._show_metrics(False)
@@ -149,6 +159,7 @@ class CurvesView(PlotView):
         self._dirty: set[str] = set()
         self.ghosts: list[list[pg.PlotDataItem]] = []
         self.steps_per_epoch = 1
+        self.max_marks = MAX_MARKERS
         self.run_label = ""
         self._build_controls()
         self.restyle()
@@ -203,6 +214,8 @@ class CurvesView(PlotView):
         self._update_keys()
         self._show_metrics(False)
         self.steps_per_epoch = max(1, int(steps_per_epoch))
+        # markers from the start or never: appearing and then vanishing mid-run would jar
+        self.max_marks = MAX_MARKERS if not epochs or epochs <= MAX_MARKERS else 0
         self.run_label = label
         self.received = 0
         self._dirty = set()
@@ -290,7 +303,7 @@ class CurvesView(PlotView):
             if not is_loss:
                 self._show_metrics(True)
             color = series_color(COLORS.get(name, 7 + len(self.series)))
-            found = self.series[key] = _Series(name, plot, color, per_step)
+            found = self.series[key] = _Series(name, plot, color, per_step, self.max_marks)
             found.log = is_loss and self.log_y.isChecked()
             self._update_keys()
             self._update_visibility()
@@ -313,7 +326,10 @@ class CurvesView(PlotView):
             mine = [s for s in self.series.values() if s.plot is plot]
             keys = [s.key() for s in mine if s.per_step or s.name not in MIRRORS]
             if any(not s.per_step and s.name in MIRRORS for s in mine):
-                keys.insert(sum(s.per_step for s in mine), (self.theme.muted, "╍ ●", "per epoch"))
+                keys.insert(sum(s.per_step for s in mine),
+                            (self.theme.muted, epoch_mark(self.max_marks), "per epoch"))
+            if self.ghosts and keys:
+                keys.append((self.theme.muted, "━━", "earlier runs (faint)"))
             plot.setTitle(key_html(keys) if keys else None, size="8pt",
                           color=self.theme.foreground)
         metrics = [s.name for s in self.series.values() if s.plot is self.metrics_plot]

@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from widgets.plots.curves import Growing
-from widgets.plots.style import PlotView, StickyY, faded, new_plot, series_color
+from widgets.plots.style import PlotView, StickyY, faded, new_plot, series_color, steady_axes
 from widgets.plots.verdicts import EXPLODING, VANISHING, gradient_verdict  # noqa: F401
 
 FLOOR = 1e-12  # zero norms are drawn here on the log axis
@@ -25,6 +25,7 @@ class GradientsView(PlotView):
         self.set_caption("Gradient flow")
         self.plot = self.add_plot(new_plot("Gradient norm per layer", "step", "‖grad‖"))
         self.plot.setLogMode(y=True)
+        steady_axes(self.plot)
         self.range = StickyY(self.plot)
         self.range.log = True
         self.legend = self.add_legend(row=0, col=1, columns=1)
@@ -86,7 +87,7 @@ class GradientsView(PlotView):
         curve = self.curves.get(layer)
         if curve is None:
             color = series_color(len(self.curves))
-            curve = self.plot.plot(pen=pg.mkPen(color, width=1.6))
+            curve = self.plot.plot(pen=pg.mkPen(color, width=1))  # wider: 2x the paint time
             if len(self.curves) < MAX_LEGEND:
                 self.legend.addItem(curve, layer)
             curve.setClipToView(True)

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QWidget
 
-from widgets.plots.style import PlotView, StickyY, follow, new_plot
+from widgets.plots.style import PlotView, StickyY, follow, new_plot, steady_axes
 
 MAX_COLUMNS = 200
 ROWS = 64
@@ -51,6 +51,7 @@ class _Track:
 
     def __init__(self, title: str):
         self.plot = new_plot(title, "step", "value")
+        steady_axes(self.plot)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.columns: list[tuple[np.ndarray, float, float]] = []

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QWidget
 
 from widgets.plots.boundary import class_color
 from widgets.plots.samples import as_images, image_levels
-from widgets.plots.style import (PlotView, image_plot, new_plot, series_color, set_image,
-                                 style_plot, tile)
+from widgets.plots.style import (ImageGrid, PlotView, image_plot, new_plot, series_color,
+                                 set_image, style_plot)
 
 MAX_POINTS = 1500
 MAX_IMAGES = 32
@@ -42,6 +42,7 @@ class DatasetPreview(PlotView):
         self.xy_plot.addItem(self.scatter)
         self.lines: list[pg.PlotDataItem] = []
         self.image_plot, self.image = image_plot()
+        self.grid = ImageGrid(self.image_plot, self.image)  # as many columns as fit the room
         self.kind: str | None = None
         self.total = 0
         self.setMinimumHeight(170)
@@ -76,7 +77,7 @@ class DatasetPreview(PlotView):
         self.scatter.setData(pos=x, brush=brushes, pen=pg.mkPen(None))
         self.xy_plot.setAspectLocked(True)
         self.xy_plot.setLabels(bottom="x₁", left="x₂")
-        self.xy_plot.autoRange()
+        self.xy_plot.enableAutoRange()  # and it follows a resize (autoRange() would not)
 
     def _show_xy(self, x, y) -> None:
         self._use(self.xy_plot)
@@ -86,16 +87,15 @@ class DatasetPreview(PlotView):
         self.scatter.setData(x=x, y=values, brush=pg.mkBrush(series_color(0)), pen=pg.mkPen(None))
         self.xy_plot.setAspectLocked(False)
         self.xy_plot.setLabels(bottom="x", left="y")
-        self.xy_plot.autoRange()
+        self.xy_plot.enableAutoRange()
 
     def _show_images(self, x, y) -> None:
         self._use(self.image_plot)
         images = as_images(x[:MAX_IMAGES])
-        set_image(self.image_plot, self.image, tile(images, gap=1), autoLevels=False,
-                  levels=image_levels(images))
+        self.grid.show(images, autoLevels=False, levels=image_levels(images))
         self.image.setColorMap(pg.colormap.get("CET-L1"))
         self.image_plot.setTitle(f"{len(images)} of {self.total:,} images", size="9pt")
-        self.image_plot.autoRange()
+        self.image_plot.enableAutoRange()
 
     def _show_sequences(self, x, y) -> None:
         self._use(self.xy_plot)
@@ -111,16 +111,17 @@ class DatasetPreview(PlotView):
             if i < n:
                 line.setData(t, x[i, :, 0])
         self.xy_plot.setLabels(bottom="time step", left="value")
-        self.xy_plot.autoRange()
+        self.xy_plot.enableAutoRange()
 
     def _show_table(self, x, y) -> None:
         self._use(self.image_plot)
         rows = x[:MAX_IMAGES].reshape(min(len(x), MAX_IMAGES), -1).astype(np.float32)
+        self.grid.forget()
         set_image(self.image_plot, self.image, rows, autoLevels=True)
         self.image.setColorMap(pg.colormap.get("viridis"))
         self.image_plot.setTitle(f"first {len(rows)} samples × {rows.shape[1]} values",
                                  size="9pt")
-        self.image_plot.autoRange()
+        self.image_plot.enableAutoRange()
 
     def _hide_lines(self) -> None:
         for line in self.lines:

@@ -1,6 +1,7 @@
 """Generated samples and reconstructions: an image grid of GAN samples (fixed noise) or VAE
-samples (from the prior), autoencoder inputs above their outputs, and for a GAN on 2-D data the
-real and the generated points in one scatter plot.
+samples (from the prior), autoencoder inputs above their outputs (the two side by side for a
+VAE), and for a GAN on 2-D data the real and the generated points in one scatter plot. Grids take
+the shape that shows their images largest in the room they have.
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from widgets.plots.style import (PlotView, image_plot, key_html, new_plot, series_color,
-                                 set_image, style_plot, tile)
+from widgets.plots.style import (ImageGrid, PlotView, image_plot, key_html, new_plot,
+                                 series_color, set_image, style_plot)
 
 MAX_PAIRS = 10
 MAX_POINTS = 2000
@@ -50,8 +51,9 @@ class SamplesView(PlotView):
                          "or an autoencoder trains.", parent)
         self.set_caption("Samples")
         self.samples_plot, self.samples_image = image_plot("Samples")
-        self.pairs_plot, self.pairs_image = image_plot("Reconstructions (top: input, bottom: "
-                                                       "output)")
+        self.pairs_plot, self.pairs_image = image_plot("Input over reconstruction")
+        self.sample_grid = ImageGrid(self.samples_plot, self.samples_image)
+        self.pair_grid = ImageGrid(self.pairs_plot, self.pairs_image, gap=2)
         self.points_plot = new_plot("", "x₁", "x₂")
         self.points_plot.setAspectLocked(True)
         self.real = pg.ScatterPlotItem(size=5)
@@ -62,14 +64,16 @@ class SamplesView(PlotView):
         self.restyle()
 
     def _use(self, *plots) -> None:
-        """Lay out exactly ``plots``, top to bottom (only when the set changes)."""
+        """Lay out exactly ``plots``, side by side (only when the set changes)."""
         if plots == self.mode:
             return
         for plot in list(self.plots):
             self.graphics.removeItem(plot)
         self.plots = []
-        for row, plot in enumerate(plots):
-            self.add_plot(plot, row=row, col=0)
+        for col, plot in enumerate(plots):
+            self.add_plot(plot, row=0, col=col)
+            plot.setPreferredWidth(1)  # equal shares, whatever the titles
+            self.graphics.ci.layout.setColumnStretchFactor(col, 1)
         self.mode = plots
 
     def show_probe(self, samples=None, reconstructions=None, real=None) -> None:
@@ -95,27 +99,28 @@ class SamplesView(PlotView):
         images = as_images(samples)
         if images is None:  # vectors: one row per sample
             values = np.asarray(samples, dtype=np.float32).reshape(len(samples), -1)
+            self.sample_grid.forget()
             set_image(self.samples_plot, self.samples_image, values, autoLevels=True)
             self.samples_plot.setTitle(title or f"{len(values)} samples × {values.shape[1]} "
                                        f"values", size="9pt")
         else:
-            grid = tile(images, gap=1)
-            set_image(self.samples_plot, self.samples_image, grid, autoLevels=False,
-                      levels=image_levels(images))
+            self.sample_grid.show(images, autoLevels=False, levels=image_levels(images))
             self.samples_plot.setTitle(title or f"{len(images)} samples", size="9pt")
         if not self.mode:
             self._use(self.samples_plot)
         self._received()
 
     def show_pairs(self, inputs, outputs) -> None:
+        """Each input above its output, the pairs in a grid."""
         n = min(len(inputs), len(outputs), MAX_PAIRS)
         top, bottom = as_images(np.asarray(inputs)[:n]), as_images(np.asarray(outputs)[:n])
         if top is None or bottom is None:
             top = np.asarray(inputs, dtype=np.float32)[:n].reshape(n, 1, -1)
             bottom = np.asarray(outputs, dtype=np.float32)[:n].reshape(n, 1, -1)
-        both = np.concatenate([top, bottom])
-        set_image(self.pairs_plot, self.pairs_image, tile(both, cols=n, gap=1), autoLevels=False,
-                  levels=image_levels(both))
+        gap = np.full((n, 1, *top.shape[2:]), np.nan, dtype=np.float32)
+        pairs = np.concatenate([top, gap, bottom], axis=1)
+        self.pair_grid.show(pairs, autoLevels=False,
+                            levels=image_levels(np.concatenate([top, bottom])))
         if self.pairs_plot not in self.plots:
             self._use(*[p for p in (self.samples_plot,) if p in self.plots], self.pairs_plot)
         self._received()
@@ -140,8 +145,8 @@ class SamplesView(PlotView):
     def clear(self) -> None:
         self.real.clear()
         self.fake.clear()
-        self.samples_image.clear()
-        self.pairs_image.clear()
+        self.sample_grid.clear()
+        self.pair_grid.clear()
         super().clear()
 
     def restyle(self) -> None:

@@ -7,6 +7,7 @@ them in place.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,12 @@ def new_plot(title: str = "", x: str = "", y: str = "") -> pg.PlotItem:
         plot.getAxis(name).enableAutoSIPrefix(False)  # "accuracy (x0.001)" reads badly
     plot.getViewBox().setMouseEnabled(x=True, y=True)
     return plot
+
+
+def steady_axes(plot: pg.PlotItem, width: int = 52) -> None:
+    """Give the y axis a fixed width: otherwise a tick label that gets wider ("0.5" to "0.25")
+    resizes the axis, which relays out the plot and redraws every axis of the view."""
+    plot.getAxis("left").setWidth(width)
 
 
 def key_html(entries) -> str:
@@ -200,6 +207,62 @@ def tile(images: np.ndarray, cols: int | None = None, gap: int = 1) -> np.ndarra
     return out
 
 
+def grid_columns(n: int, tile_h: int, tile_w: int, width: float, height: float,
+                 gap: int = 1) -> int:
+    """The column count that shows ``n`` tiles of ``tile_h`` × ``tile_w`` large in an area of
+    ``width`` × ``height`` pixels (fewer columns on a tall area, more on a wide one): of the
+    counts that make the tiles nearly as large as they can be, the one leaving the fewest
+    empty cells in the last row."""
+    if n <= 1 or width <= 0 or height <= 0:
+        return max(1, int(np.ceil(np.sqrt(n))))
+    scales = {}
+    for cols in range(1, n + 1):
+        rows = -(-n // cols)
+        scales[cols] = min(width / (cols * (tile_w + gap) - gap),
+                           height / (rows * (tile_h + gap) - gap))
+    best = max(scales.values())
+    near = [cols for cols, scale in scales.items() if scale >= NEARLY * best]
+    return min(near, key=lambda cols: (-(-n // cols) * cols - n, -scales[cols]))
+
+
+NEARLY = 0.85  # tiles this much of the largest size are large enough (see grid_columns)
+
+
+class ImageGrid:
+    """Images tiled into one image item of a plot, with as many columns as make the tiles
+    largest in the plot's current size; tiled again when a resize changes that number."""
+
+    def __init__(self, plot: pg.PlotItem, image: pg.ImageItem, gap: int = 1):
+        self.plot, self.image, self.gap = plot, image, gap
+        self.images: np.ndarray | None = None
+        self.cols = 0
+        self._kwargs: dict = {}
+        plot.getViewBox().sigResized.connect(lambda _box: self.refit())
+
+    def show(self, images: np.ndarray, **kwargs) -> None:
+        """``images`` (n, h, w) or (n, h, w, 3); ``kwargs`` go to ``setImage`` (levels...)."""
+        self.images, self._kwargs = images, kwargs
+        self.cols = self._best()
+        set_image(self.plot, self.image, tile(images, self.cols, self.gap), **kwargs)
+
+    def refit(self) -> None:
+        if self.images is not None and self._best() != self.cols:
+            self.show(self.images, **self._kwargs)
+
+    def forget(self) -> None:
+        """Stop tiling: the image item shows something else now."""
+        self.images, self.cols = None, 0
+
+    def clear(self) -> None:
+        self.forget()
+        self.image.clear()
+
+    def _best(self) -> int:
+        n, h, w = self.images.shape[:3]
+        size = self.plot.getViewBox().size()
+        return grid_columns(n, h, w, size.width(), size.height(), self.gap)
+
+
 def legend(columns: int = 4) -> pg.LegendItem:
     """A legend for a cell of its own in a layout (above or beside its plot, never over the
     data; also not anchored to a view box, whose teardown order would trip the anchor)."""
@@ -216,6 +279,18 @@ def style_legend(item: pg.LegendItem, theme: PlotTheme) -> None:
         label.setText(label.text, color=theme.foreground)
 
 
+class GraphicsArea(pg.GraphicsLayoutWidget):
+    """A pyqtgraph area that counts the CPU time of its paints: :attr:`painted` (seconds, all
+    areas together) lets whoever feeds the plots pace them by what drawing costs."""
+
+    painted = 0.0
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        start = time.thread_time()
+        super().paintEvent(event)
+        GraphicsArea.painted += time.thread_time() - start
+
+
 class PlotView(QWidget):
     """A live view: a caption over a pyqtgraph area, or a hint while there is nothing to show."""
 
@@ -229,7 +304,7 @@ class PlotView(QWidget):
         self.hint.setObjectName("mutedText")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = GraphicsArea()
         self.graphics.setObjectName(f"{type(self).__name__}Graphics")
         self.graphics.ci.setContentsMargins(4, 4, 8, 4)
         self._stack = QStackedLayout()
