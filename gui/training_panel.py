@@ -81,7 +81,7 @@ class CompactSpinBox(QDoubleSpinBox):
 
 class SettingsForm(QWidget):
     """The training block: task, loss, optimizer, learning rate, scheduler, batch size, epochs,
-    regularisation (weight decay, L1, early stopping), device and mixed precision."""
+    regularisation (weight decay, L1, early stopping), device, mixed precision and TensorBoard."""
 
     edited = Signal(object, str, str)  # training block, undo text, field
 
@@ -112,6 +112,12 @@ class SettingsForm(QWidget):
         self.amp = QCheckBox("on CUDA (float16 with loss scaling)")
         self.amp.setObjectName("setting_amp")
         self.amp.toggled.connect(lambda on: self._set("amp", bool(on)))
+        self.tensorboard = QCheckBox("write event files")
+        self.tensorboard.setObjectName("setting_tensorboard")
+        self.tensorboard.setToolTip("Write the run's scalars, weight histograms and sample "
+                                    "images for TensorBoard, by default into "
+                                    "runs/PROJECT/tensorboard beside the project file")
+        self.tensorboard.toggled.connect(lambda on: self._set("tensorboard", bool(on)))
         self.problems = QLabel()
         self.problems.setObjectName("errorText")
         self.problems.setWordWrap(True)
@@ -127,7 +133,8 @@ class SettingsForm(QWidget):
                               ("Epochs", self.epochs), ("Weight decay (L2)", self.weight_decay),
                               ("L1 penalty", self.l1), ("Early stopping", self.early_stopping),
                               ("Device", self.device),
-                              ("Mixed precision", self.amp)):
+                              ("Mixed precision", self.amp),
+                              ("TensorBoard", self.tensorboard)):
             form.addRow(label, widget)
         hint = QLabel("Dropout is a layer: add it to the network on the canvas.")
         hint.setObjectName("mutedText")
@@ -189,6 +196,11 @@ class SettingsForm(QWidget):
         self.early_stopping.setValue(cfg.early_stopping.patience if cfg.early_stopping else 0)
         self.device.set_device(cfg.device)
         self.amp.setChecked(cfg.amp)
+        self.tensorboard.setChecked(bool(cfg.tensorboard))
+        if isinstance(cfg.tensorboard, str):
+            self.tensorboard.setText(f"write event files to {cfg.tensorboard}")
+        else:
+            self.tensorboard.setText("write event files")
 
     # -- editing ---------------------------------------------------------------------------
     def _set(self, key: str, value) -> None:
@@ -227,7 +239,9 @@ def apply_setting(block: dict, key: str, value) -> str:
         else:
             block["scheduler"] = {"type": value}
         return f"Set the scheduler to {value if value != AUTO else 'none'}"
-    if value in (AUTO, None) or (key in ("l1", "amp") and not value):
+    if key == "tensorboard" and value and block.get("tensorboard"):
+        return "Write TensorBoard event files"  # keep a folder the project names
+    if value in (AUTO, None) or (key in ("l1", "amp", "tensorboard") and not value):
         block.pop(key, None)
     else:
         block[key] = value

@@ -583,6 +583,9 @@ def check_outputs(graph: Graph, state: dict, module, label: str) -> float:
         node, msg = problems[0]
         raise ExportError(f"{label}: the imported graph does not check: {node}: {msg}")
     model = compile_model(graph, shapes)
+    mismatch = _first_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise ExportError(f"{label}: {mismatch}; is the example input shape right?")
     model.load_state_dict(state)
     model.eval()
 
@@ -596,6 +599,17 @@ def check_outputs(graph: Graph, state: dict, module, label: str) -> float:
         raise ExportError(f"{label}: the imported graph does not reproduce the module's outputs "
                           f"(largest difference {diff:.3g}); please report this model")
     return diff
+
+
+def _first_mismatch(expected: dict, given: dict) -> str | None:
+    """The first parameter whose shape differs between the graph built from the example input
+    and the module's own weights, in words; None when every shape agrees."""
+    for key, tensor in expected.items():
+        if key in given and tuple(given[key].shape) != tuple(tensor.shape):
+            node = key.split(".", 1)[0]
+            return (f"{node}: the module's {key} has shape {tuple(given[key].shape)}, but the "
+                    f"graph built for this input needs {tuple(tensor.shape)}")
+    return None
 
 
 def _random_input(graph: Graph, shapes, name: str, batch: int, gen):

@@ -305,8 +305,10 @@ class TrainingUi(QObject):
         self.panel.progress.set_message(text, f"{verb}  ·  epoch {result.epochs}")
         if result.stopped == "completed":
             self.panel.progress.bar.setValue(self.panel.progress.bar.maximum())
+        log_dir = self.controller.thread.worker.log_dir if self.controller.thread else None
+        board = f" TensorBoard event files are in {log_dir}." if log_dir else ""
         self.panel.result_label.setText(text + ". Save the weights beside the project, or try "
-                                        "the model on a sample.")
+                                        "the model on a sample." + board)
         self.panel.set_state("done", has_results=True)
         self.window.show_status(text)
 

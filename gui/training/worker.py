@@ -34,6 +34,7 @@ class TrainingWorker(QObject):
         self.project, self.callbacks = project, list(callbacks)
         self.device, self.epochs, self.log_every, self.threads = device, epochs, log_every, threads
         self.trainer = None
+        self.log_dir = None  # where TensorBoard event files go, when the project asks
         self._lock = threading.Lock()
         self._paused = self._stopped = False
         self._go = threading.Event()
@@ -61,7 +62,7 @@ class TrainingWorker(QObject):
         if self.threads:
             torch.set_num_threads(self.threads)
         trainer = Trainer(self.project, device=self.device, epochs=self.epochs,
-                          callbacks=self.callbacks, log_every=self.log_every)
+                          callbacks=self.callbacks + self._tensorboard(), log_every=self.log_every)
         with self._lock:
             self.trainer = trainer
             if self._paused:
@@ -69,6 +70,20 @@ class TrainingWorker(QObject):
             if self._stopped:
                 trainer.stop()
         return trainer
+
+    def _tensorboard(self) -> list:
+        """A TensorBoard logger when the training block asks for one (``"tensorboard": true``
+        writes to runs/PROJECT/tensorboard beside the project file, as ``train`` does)."""
+        from engine.training.config import parse_training
+        from engine.training.tensorboard import TensorBoardLogger, log_dir_for
+        from engine.training_cli import default_out
+
+        setting = parse_training(self.project.training).tensorboard
+        base = self.project.base_dir
+        out = base / default_out(str(self.project.path or "project"))
+        log_dir = log_dir_for(setting, out, base)
+        self.log_dir = log_dir
+        return [TensorBoardLogger(log_dir)] if log_dir is not None else []
 
     def _info(self, trainer):
         from gui.training.bridge import run_info

@@ -148,6 +148,10 @@ def test_weights_come_from_a_state_dict_file(tmp_path):
     with pytest.raises(ExportError, match=r"fc1.weight: file has \(3, 3\), model needs "
                                           r"\(16, 2\)"):
         import_module(f"{source}:Mlp", (2,), weights=tmp_path / "bad.pt")
+    # an example input that does not fit the module's own weights is named, not a traceback
+    with pytest.raises(ExportError, match=r"fc1: the module's fc1.weight has shape \(16, 2\), "
+                                          r"but the graph built for this input needs \(16, 5\)"):
+        import_module(f"{source}:Mlp", (5,))
 
 
 def test_unknown_modules_become_opaque_nodes_that_compile_and_train():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt, QThread, QTimer
+from PySide6.QtCore import QPoint, Qt, QThread, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from engine.examples import EXAMPLES_DIR
@@ -400,6 +400,26 @@ def test_save_model_and_try_a_sample(qtbot, tmp_path):
     qtbot.mouseClick(panel.try_button, LEFT)
     trial = panel.trial.content.trial
     assert "predicted" in trial.text and trial.images.shape == (1, 8, 8)
+
+
+def test_tensorboard_checkbox_writes_event_files_beside_the_project(qtbot, tmp_path):
+    window = open_window(qtbot, spirals(epochs=1), tmp_path)
+    ui, panel = window.training, window.training.panel
+    box = panel.settings.tensorboard
+    window.training.training_dock.raise_()
+    bar = panel.tabs.tabBar()
+    qtbot.mouseClick(bar, LEFT, pos=bar.tabRect(1).center())  # the Settings tab
+    panel.tabs.currentWidget().ensureWidgetVisible(box)
+    qtbot.waitUntil(box.isVisible, timeout=5_000)
+    qtbot.mouseClick(box, LEFT, pos=QPoint(8, box.height() // 2))  # on the tick box
+    assert window.document.project.training["tensorboard"] is True
+    ui.start()
+    wait_state(qtbot, ui, "done")
+    board = tmp_path / "runs" / "net" / "tensorboard"
+    assert list(board.glob("events.out.tfevents.*"))
+    assert str(board) in panel.result_label.text()
+    window.document.undo_stack.undo()
+    assert "tensorboard" not in window.document.project.training and not box.isChecked()
 
 
 # -- the command line ------------------------------------------------------------------------------
