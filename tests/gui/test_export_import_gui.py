@@ -498,8 +498,9 @@ def test_an_input_shape_the_model_cannot_take_is_reported(qtbot, tmp_path):
     qtbot.mouseClick(dialog.import_button, LEFT)
     qtbot.waitUntil(lambda: not dialog.error_label.isHidden(), timeout=WAIT_MS)
     message = dialog.error_label.text()
-    assert "could not be imported with the example input [5]" in message
-    assert "check the shape" in message and "bug in Layerlab" not in message
+    assert "fc1: the module's fc1.weight has shape (8, 4)" in message
+    assert "needs (8, 5); is the example input shape right?" in message
+    assert "bug in Layerlab" not in message
 
 
 # -- the menu -------------------------------------------------------------------------------------
