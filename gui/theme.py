@@ -51,7 +51,8 @@ def palette(name: str) -> QPalette:
 def stylesheet(name: str) -> str:
     """The common stylesheet followed by the theme's own."""
     parts = [STYLE_DIR / "common.qss", STYLE_DIR / f"{name}.qss"]
-    return "\n".join(p.read_text(encoding="utf-8") for p in parts if p.exists())
+    text = "\n".join(p.read_text(encoding="utf-8") for p in parts if p.exists())
+    return text.replace("@ICONS@", (RESOURCES / "icons").as_posix())  # url() needs a path
 
 
 def apply_theme(app: QApplication, name: str) -> None:

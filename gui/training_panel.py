@@ -30,7 +30,11 @@ class DeviceCombo(QComboBox):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.addItem("automatic (GPU if there is one)", AUTO)
+        self.addItem("automatic", AUTO)
+        self.setItemData(0, "The GPU when there is one (CUDA, then Apple MPS), else the CPU",
+                         Qt.ItemDataRole.ToolTipRole)
+        self.setToolTip("automatic: the GPU when there is one (CUDA, then Apple MPS), else "
+                        "the CPU")
         self.addItem("CPU", "cpu")
         self.listed = False
 
@@ -109,7 +113,9 @@ class SettingsForm(QWidget):
         self.device = DeviceCombo()
         self.device.setObjectName("setting_device")
         self.device.activated.connect(lambda i: self._set("device", self.device.itemData(i)))
-        self.amp = QCheckBox("on CUDA (float16 with loss scaling)")
+        self.amp = QCheckBox("float16 on CUDA")
+        self.amp.setToolTip("Mixed precision: float16 with loss scaling on a CUDA device; "
+                            "ignored on the CPU")
         self.amp.setObjectName("setting_amp")
         self.amp.toggled.connect(lambda on: self._set("amp", bool(on)))
         self.tensorboard = QCheckBox("write event files")
@@ -387,6 +393,11 @@ def _new_trial_card():
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a vertical scroll area that fits the dock's width: combo boxes give up
+    their longest item's width (the list still shows it in full) rather than clip the form."""
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(6)
     area = QScrollArea()
     area.setWidget(widget)
     area.setWidgetResizable(True)

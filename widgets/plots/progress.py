@@ -85,7 +85,8 @@ class ProgressView(QWidget):
         self.bar.setTextVisible(True)
         self.bar.set_texts(["Not started"])
         self.bar.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.details = QLabel("–")
+        self.details = QLabel("Press Train to start; the settings and data are in the tabs "
+                              "below.")
         # a long text wraps rather than widening the dock (the canvas would shrink)
         self.details.setWordWrap(True)
         self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -121,4 +122,5 @@ class ProgressView(QWidget):
     def reset(self) -> None:
         self.bar.setValue(0)
         self.bar.set_texts(["Not started"])
-        self.details.setText("–")
+        self.details.setText("Press Train to start; the settings and data are in the tabs "
+                             "below.")
