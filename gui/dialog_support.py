@@ -1,6 +1,6 @@
 """What the export and import dialogs share: one function call on Qt's thread pool with its
-outcome reported back on the GUI thread, dialogs that grow to fit their messages, and the look
-of a result box.
+outcome reported back on the GUI thread, dialogs that grow to fit their messages, their busy
+indicator, message boxes and buttons.
 
 Work that takes longer than a frame (an ONNX export checked with onnxruntime, tracing a model)
 runs on the pool, so the window keeps painting meanwhile. A user mistake
@@ -14,8 +14,8 @@ import sys
 import traceback
 from typing import Callable
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import QDialogButtonBox, QLabel, QProgressBar, QPushButton, QWidget
 
 from engine.errors import LayerlabError
 
@@ -60,6 +60,42 @@ class BackgroundCall(QObject):
             signal.emit(value)
         except RuntimeError:  # "Signal source has been deleted": the window went meanwhile,
             pass  # and nobody is left to tell
+
+
+def busy_indicator(text: str = "") -> tuple[QProgressBar, QLabel]:
+    """A thin bar that only says "working" (no percentage to show) and the line beneath it."""
+    bar = QProgressBar()
+    bar.setRange(0, 0)
+    bar.setTextVisible(False)
+    bar.setMaximumHeight(6)
+    label = QLabel(text)
+    label.setObjectName("mutedText")
+    return bar, label
+
+
+def message_box(name: str, style: str = "") -> QLabel:
+    """A word-wrapped, selectable box for a result, warnings or an error (``errorBox`` takes
+    the theme's error look)."""
+    label = QLabel()
+    label.setObjectName(name)
+    if style:
+        label.setStyleSheet(style)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def action_buttons(standard: QDialogButtonBox.StandardButton, text: str, name: str,
+                   slot: Callable[[], object]) -> tuple[QDialogButtonBox, QPushButton]:
+    """A button box with ``standard`` (Close or Cancel: it rejects) and the dialog's action
+    as the default button, which Enter presses."""
+    buttons = QDialogButtonBox(standard)
+    action = buttons.addButton(text, QDialogButtonBox.ButtonRole.ActionRole)
+    action.setObjectName(name)
+    action.setDefault(True)
+    action.clicked.connect(slot)
+    buttons.button(standard).setAutoDefault(False)
+    return buttons, action
 
 
 def import_here(*names: str) -> None:

@@ -16,11 +16,12 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
                                QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QRadioButton, QSizePolicy,
+                               QLineEdit, QPushButton, QRadioButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
 from engine.export import DESCRIPTIONS, FORMATS, default_out_path, pick_model
-from gui.dialog_support import OK_STYLE, BackgroundCall, grow_to_fit, import_here
+from gui.dialog_support import (OK_STYLE, BackgroundCall, action_buttons, busy_indicator,
+                                grow_to_fit, import_here, message_box)
 from gui.settings import Settings
 
 TITLES = {"onnx": "ONNX", "torchscript": "TorchScript", "safetensors": "safetensors",
@@ -200,27 +201,11 @@ class ExportDialog(QDialog):
         self.untrained_check.setVisible(self.weights.weights is None)
 
     def _build_feedback(self) -> None:
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)  # busy: no percentage to show
-        self.busy_bar.setTextVisible(False)
-        self.busy_bar.setMaximumHeight(6)
-        self.busy_label = QLabel()
-        self.busy_label.setObjectName("mutedText")
-        self.result_label = QLabel()
-        self.result_label.setObjectName("exportResult")
-        self.result_label.setStyleSheet(OK_STYLE)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("errorBox")
-        for label in (self.result_label, self.error_label):
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.export_button = self.buttons.addButton("Export",
-                                                    QDialogButtonBox.ButtonRole.ActionRole)
-        self.export_button.setObjectName("exportButton")
-        self.export_button.setDefault(True)
-        self.export_button.clicked.connect(self.start_export)
-        self.buttons.button(QDialogButtonBox.StandardButton.Close).setAutoDefault(False)
+        self.busy_bar, self.busy_label = busy_indicator()
+        self.result_label = message_box("exportResult", OK_STYLE)
+        self.error_label = message_box("errorBox")
+        self.buttons, self.export_button = action_buttons(
+            QDialogButtonBox.StandardButton.Close, "Export", "exportButton", self.start_export)
         self.buttons.rejected.connect(self.reject)
         self._show_busy(False)
         self._show_message()

@@ -23,11 +23,12 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from engine.errors import ExportError, LayerlabError
-from gui.dialog_support import WARNING_STYLE, BackgroundCall, grow_to_fit, import_here
+from gui.dialog_support import (WARNING_STYLE, BackgroundCall, action_buttons, busy_indicator,
+                                grow_to_fit, import_here, message_box)
 from gui.settings import Settings
 
 PYTHON_FILTER = "Python files (*.py);;All files (*)"
@@ -220,30 +221,14 @@ class ImportDialog(QDialog):
                            "layer become opaque nodes that still compile and train.")
         self.hint.setObjectName("mutedText")
         self.hint.setWordWrap(True)
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)
-        self.busy_bar.setTextVisible(False)
-        self.busy_bar.setMaximumHeight(6)
-        self.busy_label = QLabel("Tracing the model with torch.fx…")
-        self.busy_label.setObjectName("mutedText")
-        self.notes_label = QLabel()
-        self.notes_label.setObjectName("importNotes")
-        self.notes_label.setStyleSheet(WARNING_STYLE)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("errorBox")
-        for label in (self.notes_label, self.error_label):
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.busy_bar, self.busy_label = busy_indicator("Tracing the model with torch.fx…")
+        self.notes_label = message_box("importNotes", WARNING_STYLE)
+        self.error_label = message_box("errorBox")
         self._build_buttons()
 
     def _build_buttons(self) -> None:
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.import_button = self.buttons.addButton("Import",
-                                                    QDialogButtonBox.ButtonRole.ActionRole)
-        self.import_button.setObjectName("importButton")
-        self.import_button.setDefault(True)
-        self.import_button.clicked.connect(self.import_or_open)
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(False)
+        self.buttons, self.import_button = action_buttons(
+            QDialogButtonBox.StandardButton.Cancel, "Import", "importButton", self.import_or_open)
         self.buttons.rejected.connect(self.reject)
         self._show_busy(False)
         self._show_message()

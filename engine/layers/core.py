@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .rules import no_stats, one, same_shape, torch_dim, need_rank
-from .spec import (BOOL, FLOAT, INT, SHAPE, STR, InPort, LayerSpec, ModuleCall, Param,
+from .spec import (BOOL, FLOAT, INT, SHAPE, STR, LayerSpec, ModuleCall, Param,
                    ShapeError, Stats, fmt_shape, prod)
 
 

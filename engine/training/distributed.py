@@ -154,6 +154,7 @@ def process_group(requested_device: str | None, configured_device: str = "auto")
                             f"({first[:200]})") from None
     try:
         yield DistributedStrategy(device)
+        dist.barrier()  # leave together: rank 0 still saves and reports after the last step
     finally:
         dist.destroy_process_group()
 

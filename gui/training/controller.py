@@ -12,12 +12,16 @@ from __future__ import annotations
 import gc
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.project import parse_project, project_to_dict
 from gui.training.latency import LatencyProbe
 from gui.training.worker import TrainingThread, TrainingWorker, cpu_threads
+
+if TYPE_CHECKING:  # the bridge pulls in the engine's trainer; only annotations need it
+    from gui.training.bridge import Snapshot
 
 REFRESH_MS = 200  # the views take news five times a second (each draws twice a second at most)
 SETTLE_MS = 100  # from the views' set-up to the first step
