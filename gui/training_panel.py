@@ -108,8 +108,6 @@ class SettingsForm(QWidget):
         self.early_stopping = self._int("early_stopping", 0, 100_000)
         self.early_stopping.setSpecialValueText("off")
         self.early_stopping.setSuffix(" epochs")
-        self.early_stopping.setToolTip("Stop when the validation loss has not improved for this "
-                                       "many epochs, and keep the best weights")
         self.device = DeviceCombo()
         self.device.setObjectName("setting_device")
         self.device.activated.connect(lambda i: self._set("device", self.device.itemData(i)))
@@ -200,6 +198,13 @@ class SettingsForm(QWidget):
         self.batch_size.setValue(cfg.batch_size)
         self.epochs.setValue(cfg.epochs)
         self.early_stopping.setValue(cfg.early_stopping.patience if cfg.early_stopping else 0)
+        gan = cfg.task == "gan"  # its losses do not measure progress: the engine refuses it
+        self.early_stopping.setEnabled(not gan or cfg.early_stopping is not None)
+        monitor = cfg.early_stopping.monitor if cfg.early_stopping else "val_loss"
+        self.early_stopping.setToolTip(
+            "Not available for a GAN: its losses do not measure progress" if gan else
+            f"Stop when {monitor.replace('_', ' ')} has not improved for this many epochs, "
+            "and keep the best weights")
         self.device.set_device(cfg.device)
         self.amp.setChecked(cfg.amp)
         self.tensorboard.setChecked(bool(cfg.tensorboard))

@@ -158,12 +158,15 @@ class TrainingController(QObject):
         # stall of both training and the window. The objects alive now are left out of
         # collections until the run ends; what the run allocates is collected as usual.
         gc.freeze()
-        QTimer.singleShot(SETTLE_MS, self._go)
+        worker = self.thread.worker
+        QTimer.singleShot(SETTLE_MS, lambda: self._go(worker))
 
-    def _go(self) -> None:
+    def _go(self, worker) -> None:
         """The first step, once the window has laid out and painted the views it just set up:
         that one-off work and training never compete (nor is it taken for latency)."""
-        self.thread.worker.go()
+        if self.thread is None or worker is not self.thread.worker:
+            return  # that run was stopped and another started within the settling time
+        worker.go()
         if self.busy:
             self.timer.start()
             if self.measure_latency:

@@ -15,6 +15,7 @@ import sys
 import time
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -196,10 +197,9 @@ class TrainingUi(QObject):
         canvas = self.window.current_canvas()
         if canvas is None:
             return
-        try:
-            ids = canvas.scene.selected_node_ids()
-        except RuntimeError:  # the window is closing and Qt deleted the scene first
-            return
+        if not shiboken6.isValid(canvas.scene):
+            return  # the window is closing and Qt deleted the scene first
+        ids = canvas.scene.selected_node_ids()
         if len(ids) != 1:
             return
         self.explicit = (canvas.model, ids[0])

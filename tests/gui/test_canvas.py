@@ -213,6 +213,31 @@ def test_a_node_moved_into_a_wire_s_way_is_routed_around_and_far_wires_are_left_
     c.scene.detach()
 
 
+def test_dropping_a_dragged_node_on_a_wire_reroutes_it_and_leaves_far_wires_alone(qtbot):
+    g = Graph()
+    g.add_node("Input", "x", {"shape": [4]}, (0, 0))
+    g.add_node("Output", "y", None, (600, 0))
+    g.add_node("ReLU", "r", None, (240, 300))
+    g.add_node("Input", "far_in", {"shape": [4]}, (0, 2000))
+    g.add_node("Output", "far_out", None, (600, 2000))
+    g.connect("x", "y")
+    g.connect("far_in", "far_out")
+    c = Canvas(g, qtbot)
+    wire, far = c.scene.edge_item(Edge("x", "y")), c.scene.edge_item(Edge("far_in", "far_out"))
+    far_routes = []
+    far.adjust = lambda *args: far_routes.append(args)
+    relu = c.scene.node_item("r")
+    grip = QPointF(240 + 40, 300 + 12)  # on the node's header
+    moved = record(c.scene.nodes_moved)  # the editor turns this into an undo command
+    drag(c.view, grip, grip + QPointF(0, -300))
+    assert moved == [({"r": ((240, 300), (240, 0))},)]
+    assert wire.path().elementCount() > 4  # routed around at the release, not later
+    assert not wire.shape().intersects(relu.mapRectToScene(relu.rect()))
+    assert far_routes == []
+    c.view.close()
+    c.scene.detach()
+
+
 def test_a_wire_back_to_the_next_row_runs_in_the_gap_between_the_rows(qtbot):
     g = Graph()
     g.add_node("Input", "x", {"shape": [4]}, (0, 0))

@@ -210,6 +210,8 @@ def test_gan_views(qtbot):
                    training={"epochs": 2})
     window = open_window(qtbot, data)
     ui = window.training
+    stopping = ui.panel.settings.early_stopping  # a GAN's losses do not measure progress
+    assert not stopping.isEnabled() and "Not available for a GAN" in stopping.toolTip()
     ui.start()
     wait_state(qtbot, ui, "done")
     views = ui.views

@@ -189,7 +189,7 @@ class MoveGesture(Gesture):
             return
         moves = {item.node_id: ((start.x(), start.y()), (item.pos().x(), item.pos().y()))
                  for item, start in self.start.items() if item.pos() != start}
-        scene.reroute_wires()
+        scene.reroute_moved()  # only wires near where the nodes were or went
         if moves:
             scene.nodes_moved.emit(moves)
 
@@ -197,7 +197,7 @@ class MoveGesture(Gesture):
         for item, pos in self.start.items():
             item.setPos(pos)
         self.scene.fast_wires = False
-        self.scene.reroute_wires()
+        self.scene.reroute_moved()
         self.end()
 
 

@@ -55,7 +55,7 @@ class CanvasScene(QGraphicsScene):
         self._geometry_timer = QTimer(self, singleShot=True, interval=30)
         self._geometry_timer.timeout.connect(self.geometry_changed)
         self._reroute_timer = QTimer(self, singleShot=True, interval=0)
-        self._reroute_timer.timeout.connect(self._reroute_dirty)
+        self._reroute_timer.timeout.connect(self.reroute_moved)
         self._dirty = QRectF()  # where nodes were or went since the wires were last routed
         self._build()
         self._hooks = [(getattr(graph.events, name), getattr(self, f"_on_{name}"))
@@ -326,9 +326,11 @@ class CanvasScene(QGraphicsScene):
         if not self._reroute_timer.isActive():
             self._reroute_timer.start()
 
-    def _reroute_dirty(self) -> None:
+    def reroute_moved(self) -> None:
         """Reroute only the wires whose route may depend on a node that moved: a wire detours
         inside its own box, so one whose box misses every old and new node place is unchanged."""
+        if self.fast_wires:
+            return  # a drag is on: the area keeps growing until the release reroutes it
         area, self._dirty = self._dirty, QRectF()
         if area.isNull():
             return
