@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 from engine.errors import GraphError, LayerlabError
 from engine.graph import Edge, Graph
 from engine.layers import get_spec
-from engine.layout import layered_layout
+from engine.layout import FIT, layered_layout
 from gui import commands as C
 
 if TYPE_CHECKING:
@@ -259,5 +259,7 @@ class Editing:
         canvas = self.canvas()
         if canvas is None or not len(canvas.graph):
             return
-        self.push(C.AutoLayout(canvas.graph, layered_layout(canvas.graph)))
+        size = canvas.view.viewport().size()  # wrap long chains into rows for this view
+        fit = (float(size.width()), float(size.height())) if size.width() > 100 else FIT
+        self.push(C.AutoLayout(canvas.graph, layered_layout(canvas.graph, fit=fit)))
         canvas.view.zoom_to_fit()
