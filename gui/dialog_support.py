@@ -85,6 +85,14 @@ def message_box(name: str, style: str = "") -> QLabel:
     return label
 
 
+def show_texts(dialog: QWidget, *pairs: tuple[QLabel, str]) -> None:
+    """Set each label's text, show only those with one, and let the dialog grow to fit."""
+    for label, text in pairs:
+        label.setText(text)
+        label.setVisible(bool(text))
+    grow_to_fit(dialog)
+
+
 def action_buttons(standard: QDialogButtonBox.StandardButton, text: str, name: str,
                    slot: Callable[[], object]) -> tuple[QDialogButtonBox, QPushButton]:
     """A button box with ``standard`` (Close or Cancel: it rejects) and the dialog's action

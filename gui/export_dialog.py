@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 
 from engine.export import DESCRIPTIONS, FORMATS, default_out_path, pick_model
 from gui.dialog_support import (OK_STYLE, BackgroundCall, action_buttons, busy_indicator,
-                                grow_to_fit, import_here, message_box)
+                                grow_to_fit, import_here, message_box, show_texts)
 from gui.settings import Settings
 
 TITLES = {"onnx": "ONNX", "torchscript": "TorchScript", "safetensors": "safetensors",
@@ -363,11 +363,7 @@ class ExportDialog(QDialog):
         grow_to_fit(self)
 
     def _show_message(self, result: str = "", error: str = "") -> None:
-        self.result_label.setText(result)
-        self.result_label.setVisible(bool(result))
-        self.error_label.setText(error)
-        self.error_label.setVisible(bool(error))
-        grow_to_fit(self)
+        show_texts(self, (self.result_label, result), (self.error_label, error))
 
     def reject(self) -> None:
         if self.busy:  # the export cannot be interrupted; closing now would orphan it

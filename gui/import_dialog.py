@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 
 from engine.errors import ExportError, LayerlabError
 from gui.dialog_support import (WARNING_STYLE, BackgroundCall, action_buttons, busy_indicator,
-                                grow_to_fit, import_here, message_box)
+                                grow_to_fit, import_here, message_box, show_texts)
 from gui.settings import Settings
 
 PYTHON_FILTER = "Python files (*.py);;All files (*)"
@@ -351,11 +351,7 @@ class ImportDialog(QDialog):
         grow_to_fit(self)
 
     def _show_message(self, notes: str = "", error: str = "") -> None:
-        self.notes_label.setText(notes)
-        self.notes_label.setVisible(bool(notes))
-        self.error_label.setText(error)
-        self.error_label.setVisible(bool(error))
-        grow_to_fit(self)
+        show_texts(self, (self.notes_label, notes), (self.error_label, error))
 
     def reject(self) -> None:
         if not self.busy:  # a trace cannot be interrupted; its result must find the dialog

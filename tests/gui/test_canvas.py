@@ -189,7 +189,8 @@ def test_a_skip_wire_detours_around_the_nodes_it_passes(qtbot):
     assert wire.path().elementCount() == 4
 
 
-def test_a_node_moved_into_a_wire_s_way_is_routed_around_and_far_wires_are_left_alone(qtbot):
+def wire_and_far_wire(qtbot):
+    """x -> y with a ReLU below it, and another wire far away: (graph, canvas, wire, far)."""
     g = Graph()
     g.add_node("Input", "x", {"shape": [4]}, (0, 0))
     g.add_node("Output", "y", None, (600, 0))
@@ -200,6 +201,11 @@ def test_a_node_moved_into_a_wire_s_way_is_routed_around_and_far_wires_are_left_
     g.connect("far_in", "far_out")
     c = Canvas(g, qtbot)
     wire, far = c.scene.edge_item(Edge("x", "y")), c.scene.edge_item(Edge("far_in", "far_out"))
+    return g, c, wire, far
+
+
+def test_a_node_moved_into_a_wire_s_way_is_routed_around_and_far_wires_are_left_alone(qtbot):
+    g, c, wire, far = wire_and_far_wire(qtbot)
     far_routes = []
     far.adjust = lambda *args: far_routes.append(args)  # count the far wire's reroutes
     relu = c.scene.node_item("r")
@@ -214,16 +220,7 @@ def test_a_node_moved_into_a_wire_s_way_is_routed_around_and_far_wires_are_left_
 
 
 def test_dropping_a_dragged_node_on_a_wire_reroutes_it_and_leaves_far_wires_alone(qtbot):
-    g = Graph()
-    g.add_node("Input", "x", {"shape": [4]}, (0, 0))
-    g.add_node("Output", "y", None, (600, 0))
-    g.add_node("ReLU", "r", None, (240, 300))
-    g.add_node("Input", "far_in", {"shape": [4]}, (0, 2000))
-    g.add_node("Output", "far_out", None, (600, 2000))
-    g.connect("x", "y")
-    g.connect("far_in", "far_out")
-    c = Canvas(g, qtbot)
-    wire, far = c.scene.edge_item(Edge("x", "y")), c.scene.edge_item(Edge("far_in", "far_out"))
+    g, c, wire, far = wire_and_far_wire(qtbot)
     far_routes = []
     far.adjust = lambda *args: far_routes.append(args)
     relu = c.scene.node_item("r")
