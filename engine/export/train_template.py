@@ -272,7 +272,11 @@ def main():
         torch.save(model.state_dict(), args.out)
         print(json.dumps({{"event": "done", "out": args.out}}), flush=True)
     if world > 1:
+        dist.barrier()  # leave together: rank 0 still saves after the last step
         dist.destroy_process_group()
+        # every line was printed with flush=True; exit at once: torch's C++ teardown of a gloo group after Python's has aborted a rank
+        # now and then ("terminate called without an active exception") after its work was done
+        os._exit(0)
 
 
 if __name__ == "__main__":
@@ -340,7 +344,11 @@ def main():
         torch.save({{n: m.state_dict() for n, m in models.items()}}, args.out)
         print(json.dumps({{"event": "done", "out": args.out}}), flush=True)
     if world > 1:
+        dist.barrier()  # leave together: rank 0 still saves after the last step
         dist.destroy_process_group()
+        # every line was printed with flush=True; exit at once: torch's C++ teardown of a gloo group after Python's has aborted a rank
+        # now and then ("terminate called without an active exception") after its work was done
+        os._exit(0)
 
 
 if __name__ == "__main__":
