@@ -93,11 +93,12 @@ def show_texts(dialog: QWidget, *pairs: tuple[QLabel, str]) -> None:
     grow_to_fit(dialog)
 
 
-def action_buttons(standard: QDialogButtonBox.StandardButton, text: str, name: str,
+def action_buttons(dialog, standard: QDialogButtonBox.StandardButton, text: str, name: str,
                    slot: Callable[[], object]) -> tuple[QDialogButtonBox, QPushButton]:
-    """A button box with ``standard`` (Close or Cancel: it rejects) and the dialog's action
-    as the default button, which Enter presses."""
+    """A button box with ``standard`` (Close or Cancel: it rejects ``dialog``) and the dialog's
+    action as the default button, which Enter presses."""
     buttons = QDialogButtonBox(standard)
+    buttons.rejected.connect(dialog.reject)
     action = buttons.addButton(text, QDialogButtonBox.ButtonRole.ActionRole)
     action.setObjectName(name)
     action.setDefault(True)

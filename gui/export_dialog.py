@@ -205,8 +205,8 @@ class ExportDialog(QDialog):
         self.result_label = message_box("exportResult", OK_STYLE)
         self.error_label = message_box("errorBox")
         self.buttons, self.export_button = action_buttons(
-            QDialogButtonBox.StandardButton.Close, "Export", "exportButton", self.start_export)
-        self.buttons.rejected.connect(self.reject)
+            self, QDialogButtonBox.StandardButton.Close, "Export", "exportButton",
+            self.start_export)
         self._show_busy(False)
         self._show_message()
 

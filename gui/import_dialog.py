@@ -228,8 +228,8 @@ class ImportDialog(QDialog):
 
     def _build_buttons(self) -> None:
         self.buttons, self.import_button = action_buttons(
-            QDialogButtonBox.StandardButton.Cancel, "Import", "importButton", self.import_or_open)
-        self.buttons.rejected.connect(self.reject)
+            self, QDialogButtonBox.StandardButton.Cancel, "Import", "importButton",
+            self.import_or_open)
         self._show_busy(False)
         self._show_message()
 
