@@ -20,7 +20,6 @@ Semantics, per process (rank):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 
@@ -98,13 +97,7 @@ class DistributedStrategy:
     def shard_validation(self, dataset):
         """This rank's contiguous part of the validation split (all of it when it has fewer
         samples than there are ranks)."""
-        x_val = dataset.x_val
-        if x_val is None or int(x_val.shape[0]) < self.world_size:
-            return dataset
-
-        def part(tensor):
-            return None if tensor is None else tensor.tensor_split(self.world_size)[self.rank]
-        return dataclasses.replace(dataset, x_val=part(x_val), y_val=part(dataset.y_val))
+        return dataset.shard_validation(self.rank, self.world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -274,7 +274,7 @@ class Probes(Callback):
                                        "outputs": reconstruct((inputs,)).float().cpu().numpy()}
 
     def _real_points(self, trainer):
-        return trainer.dataset.x_train[:self.n_samples].float().cpu().numpy()
+        return trainer.dataset.head("x", self.n_samples, "train").float().cpu().numpy()
 
     def _boundary(self, trainer) -> dict | None:
         if self._grid is None or (self._grid and len(self._grid[0]) != self.grid):
@@ -299,9 +299,9 @@ def _boundary_grid(trainer, resolution: int):
     """(xs, ys, points on the device) over the training inputs, or None when not 2-D
     classification with a single input."""
     task = trainer.task
-    if task.name != "classification" or len(task.x_train) != 1:
+    if task.name != "classification" or task.keys != ("x",):
         return None
-    x = task.x_train[0]
+    x = task.x_train[0] if task.in_memory else trainer.dataset.head("x", 10_000, "train")
     if tuple(x.shape[1:]) != (2,):
         return None
     lo, hi = x.amin(dim=0).cpu().numpy(), x.amax(dim=0).cpu().numpy()
@@ -319,11 +319,8 @@ def _confusion(trainer):
         return None
     k = task.classes
     counts = torch.zeros(k * k, dtype=torch.int64, device=trainer.device)
-    n = int(task.x_val[0].shape[0])
     with evaluating(task.model):
-        for start in range(0, n, 1024):
-            part = slice(start, min(start + 1024, n))
-            pred = task.predict(task.forward(task.inputs(part, "val")).float())
-            truth = trainer.dataset.y_val[part]
+        for inputs, _, truth in task.val_parts():
+            pred = task.predict(task.forward(inputs).float())
             counts += torch.bincount(truth * k + pred, minlength=k * k)
     return counts.view(k, k).cpu().numpy()

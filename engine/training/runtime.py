@@ -62,7 +62,7 @@ class SingleProcess:
 
     def shard_validation(self, dataset):
         """This process's part of the validation split: all of it."""
-        return dataset
+        return dataset.shard_validation(0, 1)
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch's :meth:`batches` (DistributedSampler's ``set_epoch``)."""

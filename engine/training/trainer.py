@@ -2,7 +2,8 @@
 
 ``fit()`` runs in the calling thread; ``pause()``, ``resume()`` and ``stop()`` may be called from
 any other thread. The loop does what a hand-written PyTorch loop does - index the device tensors
-with a permutation, forward, backward, step - and nothing more per step: losses stay on the device
+with a permutation (or read the batches a DataLoader streams), forward, backward, step - and
+nothing more per step: losses stay on the device
 and are read every ``log_every`` steps (one sync), hooks are called only when a callback overrides
 them, and fault finding runs only after something went wrong.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from engine.compiler import compile_model
-from engine.data import load_dataset
+from engine.data.dataset import load_project_source
 from engine.errors import TrainingError
 from engine.shapes import infer_shapes
 from engine.training import checkpoints, faults
@@ -51,7 +52,7 @@ class Trainer:
 
     def __init__(self, project, *, device: str | None = "auto", seed: int | None = None,
                  callbacks=(), out_dir=None, epochs: int | None = None, resume_from=None,
-                 strategy=None, log_every: int = 20):
+                 strategy=None, log_every: int = 20, progress=None):
         self.project = project
         self.config = parse_training(project.training)
         self.seed = _whole("seed", self.config.seed if seed is None else seed, 0)
@@ -68,16 +69,15 @@ class Trainer:
         self._stop_event = threading.Event()
         self._running = threading.Event()
         self._running.set()
-        self._build()
+        self._build(progress)
         self._resume_rng = None
         if resume_from is not None:
             self._load(resume_from)
 
     # -- building ----------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.dataset = self.strategy.shard_validation(load_dataset(
-            self.project.dataset, seed=self.seed, device=self.device,
-            base_dir=self.project.base_dir))
+    def _build(self, progress) -> None:
+        self.dataset = self.strategy.shard_validation(load_project_source(
+            self.project, seed=self.seed, device=self.device, progress=progress))
         self.graphs = dict(self.project.models)
         self.shapes = {n: infer_shapes(g, self.dataset.shapes) for n, g in self.graphs.items()}
         torch.manual_seed(self.seed)  # the initial weights depend on the seed alone
@@ -90,8 +90,7 @@ class Trainer:
         self.task_name = self.config.task or choose_task(self.project, self.dataset)
         self.task = build_task(self.task_name, self)
         self._check_optimizer_names()
-        self.steps_per_epoch = self.strategy.steps_per_epoch(self.task.train_size,
-                                                              self.config.batch_size)
+        self.steps_per_epoch = self.task.steps_per_epoch()
         self.optimizers = {n: build_optimizer(self.config.optimizer_for(n), m.parameters(),
                                               self._optimizer_where(n))
                            for n, m in self.models.items()}
@@ -181,6 +180,8 @@ class Trainer:
             for hook in hooks["on_error"]:
                 hook(self, exc)
             raise
+        finally:
+            self.dataset.close()  # reader processes; a later fit() starts them again
 
     def _bind(self, after_backward) -> None:
         cfg = self.config
@@ -210,8 +211,7 @@ class Trainer:
         for model in self.models.values():
             model.train()
         self.strategy.set_epoch(epoch)
-        batches = self.strategy.batches(self.task.train_size, self.config.batch_size,
-                                        self._shuffle, self.device)
+        batches = self.task.batches(epoch)
         self._batches = batches
         self._sums = [0.0] * len(self.task.step_losses)
         self._count = 0
@@ -278,7 +278,7 @@ class Trainer:
                 val = self.task.evaluate()
             except RUN_ERRORS as exc:
                 raise faults.runtime_error(self, exc, self.task.evaluate, "validating") from None
-        val_count = 0 if self.dataset.x_val is None else int(self.dataset.x_val.shape[0])
+        val_count = self.dataset.val_size
         logs = {"epoch": epoch, **self.strategy.reduce(train, self._count),
                 **self.strategy.reduce(val, val_count), "lr": self.lr,
                 "seconds": round(time.perf_counter() - self._fit_start, 3)}
@@ -306,6 +306,15 @@ class Trainer:
             hook(self, logs)
         return result
 
+    @property
+    def shuffle_generator(self) -> torch.Generator:
+        """The generator of the training order (seeded from the run's seed)."""
+        return self._shuffle
+
+    def close(self) -> None:
+        """Release the data source's reader processes and files."""
+        self.dataset.close()
+
     # -- faults ----------------------------------------------------------------------------------
     def _mark(self, batch: int) -> None:
         """Remember the state before ``batch`` of this epoch, to replay from it after a NaN."""
@@ -326,8 +335,8 @@ class Trainer:
         self._pending.clear()
         self._rewind.restore()
         self.step = step - 1 - (batch - self._rewind.batch)
-        for idx in self._batches[self._rewind.batch:batch]:
-            self._replay(idx)
+        for i in range(self._rewind.batch, batch):
+            self._replay(self._batches[i])
         idx = self._batches[batch]
         return faults.nonfinite_error(self, lambda: self.task.diagnose(idx), epoch=epoch,
                                       step=step, loss_name=name, value=value)

@@ -231,8 +231,8 @@ def run_info(trainer) -> RunInfo:
                    trainer.steps_per_epoch, trainer.config.batch_size, models, params, types,
                    trainer.dataset.num_classes, trainer.dataset.class_names,
                    warnings=list(trainer.warnings))
-    x, y = trainer.dataset.x_train, trainer.dataset.y_train
-    if x.dim() == 2 and x.shape[1] == 2:
+    x, y = (trainer.dataset.head(k, MAX_POINTS, "train") for k in ("x", "y"))
+    if x is not None and x.dim() == 2 and x.shape[1] == 2:
         info.points = x[:MAX_POINTS].float().cpu().numpy()
         info.labels = None if y is None else y[:MAX_POINTS].cpu().numpy()
     return info

@@ -39,26 +39,27 @@ def try_sample(trainer, rng: np.random.Generator) -> Trial:
     if task.name == "gan":
         sample = task.sample(1, torch.Generator().manual_seed(int(rng.integers(1 << 31))))
         return _shown(sample.float().cpu().numpy(), "A new sample from the generator")
-    xs = task.x_val if task.has_val else task.x_train
     split = "validation" if task.has_val else "training"
-    i = int(rng.integers(int(xs[0].shape[0])))
-    inputs = tuple(x[i:i + 1] for x in xs)
+    i = int(rng.integers(task.val_size if task.has_val else task.train_size))
+    fields = trainer.dataset.item(i, "val" if task.has_val else "train")
+    inputs = tuple(fields[k] for k in task.keys)
     with torch.no_grad():
         out = trainer.predict(*inputs).float()
     x = inputs[0].float().cpu().numpy()
     if task.name == "classification":
-        return _classified(task, out, x, trainer.dataset, split, i)
+        return _classified(task, out, x, trainer.dataset.class_names, int(fields["y"][0]),
+                           split, i)
     if task.name in ("reconstruction", "vae"):
         both = np.concatenate([x, out.cpu().numpy()])
         return _shown(both, f"{split} sample {i}: input (left) and reconstruction (right)")
-    truth = task.t_val[i] if task.has_val else task.t_train[i]
+    truth = task.make_target(fields[task.target_key])[0]
     predicted = ", ".join(f"{v:.4g}" for v in out[0].flatten().tolist()[:6])
     actual = ", ".join(f"{v:.4g}" for v in truth.flatten().tolist()[:6])
     where = f" at x = {_point(x[0])}" if x[0].size <= 3 else ""
     return Trial(f"{split} sample {i}{where}: predicted {predicted}; true {actual}")
 
 
-def _classified(task, out, x, dataset, split: str, i: int) -> Trial:
+def _classified(task, out, x, names, truth: int, split: str, i: int) -> Trial:
     import torch
 
     predicted = int(task.predict(out)[0])
@@ -67,9 +68,6 @@ def _classified(task, out, x, dataset, split: str, i: int) -> Trial:
         confidence = float(p1 if predicted == 1 else 1 - p1)
     else:
         confidence = float(out.softmax(dim=1).max())
-    truth_t = dataset.y_val if split == "validation" else dataset.y_train
-    truth = int(truth_t[i])
-    names = dataset.class_names
     name = (lambda k: names[k] if names and k < len(names) else str(k))
     verdict = "✓" if predicted == truth else "✗"
     text = (f"{verdict} predicted {name(predicted)} ({min(max(confidence, 0.0), 1.0):.0%}); "

@@ -26,7 +26,7 @@ class ClassificationTask(SupervisedTask):
 
     def __init__(self, trainer):
         self.classes = trainer.dataset.num_classes
-        if trainer.dataset.y_train is None or self.classes is None:
+        if "y" not in trainer.dataset.shapes or self.classes is None:
             from engine.errors import TrainingError
 
             raise TrainingError(f"training.task: classification needs class labels; dataset "
@@ -63,8 +63,7 @@ class ClassificationTask(SupervisedTask):
         self.threshold = 0.0 if loss in LOGIT_LOSSES else 0.5
         self.index_targets = loss in INDEX_LOSSES and not self.binary
 
-    def targets(self, split: str):
-        y = getattr(self.dataset, f"y_{split}")
+    def make_target(self, y):
         if self.binary:
             return y.to(torch.float32).unsqueeze(1)
         if self.index_targets:
@@ -76,8 +75,8 @@ class ClassificationTask(SupervisedTask):
             return (out[:, 0] > self.threshold).long()
         return out.argmax(dim=1)
 
-    def eval_terms(self, out, part) -> list:
+    def eval_terms(self, out, target, labels) -> list:
         count = out.shape[0]
-        loss = self.loss_fn(out, self.t_val[part]) * count
-        correct = (self.predict(out) == self.dataset.y_val[part]).sum()
+        loss = self.loss_fn(out, target) * count
+        correct = (self.predict(out) == labels).sum()
         return [loss, correct.to(loss.dtype)]

@@ -46,7 +46,7 @@ class GANTask(Task):
             raise TrainingError(f"training.loss: a GAN trains with {', '.join(GAN_LOSSES)}; "
                                 f"got '{loss.type}'")
         self.loss_fn = build_loss(loss).to(self.device)
-        self.x = self.dataset.x_train
+        self.x = self.dataset.x_train if self.dataset.in_memory else None
         shape = (self.config.batch_size, *self.d_shape)
         self.ones = torch.ones(shape, device=self.device)
         self.zeros = torch.zeros(shape, device=self.device)
@@ -60,7 +60,7 @@ class GANTask(Task):
         if not trainer.graphs[GENERATOR].node(g_input).params.get("shape"):
             raise TrainingError(f"{g_input}: the generator's Input needs params.shape, the "
                                 f"latent size, e.g. [16]", g_input)
-        data_shape = tuple(self.dataset.x_train.shape[1:])
+        data_shape = tuple(self.dataset.shapes["x"])
         g_out = output_shape(trainer, GENERATOR)
         if g_out != data_shape:
             node = self.g.output_names[0]
@@ -78,8 +78,14 @@ class GANTask(Task):
         z = torch.randn((n, *self.latent_shape), generator=generator, device=generator.device)
         return z.to(self.device)
 
-    def train_step(self, idx) -> tuple:
-        real = self.x[idx]
+    def real(self, batch):
+        """The real samples of a training batch (augmented like any training input)."""
+        if self.x is not None and not self.dataset.augment.random_steps:
+            return self.x[batch]
+        return self.dataset.take(batch)["x"]
+
+    def train_step(self, batch) -> tuple:
+        real = self.real(batch)
         n = real.shape[0]
         ones, zeros = self.ones[:n], self.zeros[:n]
         g, d = self.g_net, self.d_net
@@ -93,15 +99,15 @@ class GANTask(Task):
         self.updaters[GENERATOR](g_loss)
         return d_loss.detach(), g_loss.detach()
 
-    def diagnose(self, idx) -> None:
-        real = self.x[idx]
+    def diagnose(self, batch) -> None:
+        real = self.real(batch)
         with torch.no_grad(), self.autocast:
             fake = first(self.g(self.noise(real.shape[0])))
             self.loss_fn(first(self.d(real)), self.ones[:real.shape[0]])
             self.loss_fn(first(self.d(fake)), self.zeros[:real.shape[0]])
 
     def dry_run(self) -> None:
-        real = self.x[:2]
+        real = self.dataset.head("x", 2, "train")
         fake = first(self.g(self.noise(real.shape[0], torch.Generator().manual_seed(0))))
         first(self.d(real))
         first(self.d(fake))
@@ -111,9 +117,9 @@ class GANTask(Task):
             return first(self.g(self.noise(n, generator)))
 
     def probe_inputs(self, n: int) -> dict:
-        xs = self.dataset.x_val if self.has_val else self.dataset.x_train
+        real = self.dataset.head("x", n, "val" if self.has_val else "train")
         z = self.noise(n, torch.Generator().manual_seed(self.trainer.seed))
-        return {GENERATOR: (z,), DISCRIMINATOR: (xs[:n],)}
+        return {GENERATOR: (z,), DISCRIMINATOR: (real,)}
 
     def monitor_default(self) -> str:
         return "g_loss"

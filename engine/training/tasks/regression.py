@@ -1,8 +1,6 @@
 """Regression: a float target per sample, scored by the loss and the MSE."""
 from __future__ import annotations
 
-import torch
-
 from engine.errors import TrainingError
 from engine.layers import fmt_shape
 from engine.training.tasks.base import SupervisedTask
@@ -14,17 +12,15 @@ class RegressionTask(SupervisedTask):
     name = "regression"
 
     def __init__(self, trainer):
-        y = trainer.dataset.y_train
-        if y is None or y.dtype == torch.int64:
-            what = "no targets" if y is None else "class labels"
+        data = trainer.dataset
+        if "y" not in data.shapes or data.kind == "classification":
+            what = "no targets" if "y" not in data.shapes else "class labels"
             raise TrainingError(f"training.task: {self.name} needs float targets; dataset "
                                 f"'{trainer.dataset.name}' has {what} (use task "
                                 f"'classification'?)")
         super().__init__(trainer)
 
-    def targets(self, split: str):
-        y = getattr(self.dataset, f"y_{split}")
-        if tuple(y.shape[1:]) != self.out_shape:
+    def check_target(self, shape: tuple) -> None:
+        if shape != self.out_shape:
             self.fail(f"the output has shape {fmt_shape(self.out_shape)} per sample but the "
-                      f"dataset's targets have {fmt_shape(tuple(y.shape[1:]))}")
-        return y
+                      f"dataset's targets have {fmt_shape(shape)}")

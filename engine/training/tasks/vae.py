@@ -56,16 +56,15 @@ class VAETask(ReconstructionTask):
         per_sample = -0.5 * (1 + logvar - mu * mu - logvar.exp()).flatten(1).sum(dim=1)
         return per_sample.mean()
 
-    def train_step(self, idx) -> tuple:
-        clean = self.t_train[idx]
+    def train_step(self, batch) -> tuple:
+        clean = self.clean_batch(batch)
         with self.autocast:
             loss = self.loss_fn(self.forward((self.noisy(clean),), self.net), clean)
         loss = loss + self.kl_scale * self.kl()
         self.updaters[self.model_name](loss)
         return (loss.detach(),)
 
-    def eval_terms(self, out, part) -> list:
-        target = self.t_val[part]
+    def eval_terms(self, out, target, labels) -> list:
         count = out.shape[0]
         kl = self.kl() * count
         loss = self.loss_fn(out, target) * count + self.kl_scale * kl
