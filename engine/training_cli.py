@@ -113,6 +113,8 @@ def _train(args, project, config, strategy) -> int:
     threads = args.threads or suggested_threads(trainer)
     if threads:
         torch.set_num_threads(threads)
+    if main:
+        print(f"data: {trainer.dataset.describe()}", file=sys.stderr, flush=True)
     for warning in trainer.warnings if main else ():
         print(f"warning: {warning}", file=sys.stderr)
     trainer.fit()

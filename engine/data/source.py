@@ -48,7 +48,7 @@ BUDGET_ENV = "LAYERLAB_MEMORY_BUDGET_MB"
 MEMORY_PARAMS: dict[str, Any] = {"in_memory": "auto", "memory_budget_mb": None, "workers": None}
 MEMORY_RULES: dict[str, Rule] = {
     "in_memory": Rule("choice", choices=(True, False, "auto")),
-    "memory_budget_mb": Rule("float", 1, 10_000_000),
+    "memory_budget_mb": Rule("float", 0.01, 10_000_000),
     "workers": Rule("int", 0, 64),
 }
 READ_CHUNK = 512  # samples per worker task while reading a set into memory
@@ -259,14 +259,18 @@ def _context():
 
 
 def make_loader(table, workers: int, pin: bool):
-    """A persistent DataLoader over ``table`` and the batch sampler that steers it."""
+    """A persistent DataLoader over ``table`` and the batch sampler that steers it. It has a
+    generator of its own, so that starting it leaves torch's global random stream (dropout,
+    augmentation) as it was: streamed and in-memory runs of one seed stay identical."""
+    import torch
     from torch.utils.data import DataLoader
 
     sampler = _Batches()
     extra = {"prefetch_factor": 4, "persistent_workers": True,
              "multiprocessing_context": _context()} if workers else {}
     loader = DataLoader(_TableDataset(table), batch_sampler=sampler, num_workers=workers,
-                        collate_fn=_collate, pin_memory=pin, **extra)
+                        collate_fn=_collate, pin_memory=pin,
+                        generator=torch.Generator().manual_seed(0), **extra)
     return loader, sampler
 
 
