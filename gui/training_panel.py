@@ -278,7 +278,7 @@ class TrainingPanel(QWidget):
     stop_requested = Signal()
     save_requested = Signal()
     try_requested = Signal()
-    block_edited = Signal(str, object, str, str)  # block, value, undo text, field
+    block_edited = Signal(str, object, str, object)  # block, value, undo text, field
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

@@ -1,13 +1,17 @@
 """The Data tab of the training panel: choose a built-in dataset or import one (CSV, NPZ, an IDX
-folder, an image folder), set its parameters and the validation split, and see a preview.
+folder, an image folder), set its parameters, the validation split, how it is held (in memory or
+streamed) and its augmentation, and see a preview (augmented samples beside their originals).
 
 Every change emits ``edited(new dataset block, undo text, field)``; the panel turns it into an
-undoable command. The preview is loaded on a pool thread (numpy only, no torch) and drawn when it
-arrives; a newer request makes an older answer stale.
+undoable command. The preview is loaded on a pool thread (torch only to augment) and drawn when
+it arrives; a newer request makes an older answer stale. Reading or indexing a large set shows a
+progress line with a Cancel button.
 """
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from engine.data import BUILTIN_DATASETS, IMPORTER_PARAMS, IMPORTERS
 from engine.errors import LayerlabError
+from gui.training.augment_form import AugmentForm
 from gui.training.lazy import LazyWidget
 from widgets.theme import format_shape
 
@@ -28,37 +33,67 @@ FILE_FILTERS = {"csv": "CSV files (*.csv *.tsv *.txt);;All files (*)",
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar", " ": "space"}
 PREVIEW_SAMPLES = 1500
 PREVIEW_DELAY_MS = 200
+AUGMENTED_PAIRS = 12
+MEMORY_MODES = (("Automatic", "auto"), ("In memory", True), ("Streamed", False))
+PROGRESS_INTERVAL_S = 0.1
 
 
-def load_preview(config: dict, base_dir) -> tuple:
-    """(x, y or None, class names, total count) of up to PREVIEW_SAMPLES samples, in a seeded
-    random order."""
-    from engine.data.common import rng_for
-    from engine.data.dataset import parse_config
-    from engine.data.importers import LOADERS
+def load_preview(config: dict, base_dir, progress=None) -> dict:
+    """Up to PREVIEW_SAMPLES samples in a seeded random order (``x``, ``y``, class ``names``,
+    the ``total`` count), how training would hold the set (``how``) and, when the block augments
+    images, ``pairs``: originals and their augmented copies, alternating."""
+    from engine.data.augment import parse_augment
+    from engine.data.dataset import open_table, parse_config
+    from engine.data.source import choose_in_memory, split_memory_params
 
     name, params, _ = parse_config(config)
-    if name in BUILTIN_DATASETS:
-        raw = BUILTIN_DATASETS[name].generate(params, rng_for(0, 0))
-    else:
-        raw = LOADERS[name][0](params, base_dir)
-    pick = np.random.default_rng(0).permutation(len(raw.x))[:PREVIEW_SAMPLES]
-    y = None if raw.y is None else raw.y[pick]
-    return raw.x[pick], y, raw.class_names, len(raw.x)
+    _, memory = split_memory_params(name, config.get("params"))
+    table = open_table(name, params, 0, base_dir, progress)
+    n = len(table)
+    in_memory, reason = choose_in_memory(n * table.sample_nbytes(), memory)
+    pick = np.random.default_rng(0).permutation(n)[:PREVIEW_SAMPLES]
+    order = np.argsort(pick)  # read in file order, shown in the random one
+    x, y = table.get(pick[order])
+    back = np.argsort(order)
+    x, y = x[back], None if y is None else y[back]
+    how = ("In memory" if in_memory else "Streamed from disk") + f": {reason}"
+    result = {"x": x, "y": y, "names": table.class_names, "total": n, "how": how}
+    augment = parse_augment(config.get("augment"), table.shapes["x"])
+    if augment.random_steps and x.ndim == 4:
+        import torch
+
+        torch.manual_seed(0)
+        originals = torch.from_numpy(np.ascontiguousarray(x[:AUGMENTED_PAIRS]))
+        changed = augment.train_random(originals).clamp(float(x.min()), float(x.max()))
+        result["pairs"] = torch.stack([originals, changed], 1).flatten(0, 1).numpy()
+    return result
 
 
 class _Sink(QObject):
     done = Signal(int, object)
+    progressed = Signal(int, int, int, str)  # token, done, total, what
 
 
 class _PreviewJob(QRunnable):
     def __init__(self, token: int, config: dict, base_dir, sink: _Sink):
         super().__init__()
         self.token, self.config, self.base_dir, self.sink = token, config, base_dir, sink
+        self.cancelled = threading.Event()
+        self._told = 0.0
+
+    def progress(self, done: int, total: int, what: str) -> None:
+        from engine.data.progress import Cancelled
+
+        if self.cancelled.is_set():
+            raise Cancelled("reading the dataset was cancelled")
+        now = time.monotonic()
+        if now - self._told >= PROGRESS_INTERVAL_S or done >= total:
+            self._told = now
+            self.sink.progressed.emit(self.token, int(done), int(total), str(what))
 
     def run(self) -> None:
         try:
-            result = load_preview(self.config, self.base_dir)
+            result = load_preview(self.config, self.base_dir, self.progress)
         except LayerlabError as exc:
             result = exc
         except Exception as exc:  # noqa: BLE001 - shown as a message, not a crash
@@ -72,7 +107,7 @@ class _PreviewJob(QRunnable):
 class DataForm(QWidget):
     """Dataset choice, parameters, validation split, sample shapes and a preview."""
 
-    edited = Signal(object, str, str)  # dataset block, undo text, field
+    edited = Signal(object, str, object)  # dataset block, undo text, field (None: unmerged)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -99,6 +134,15 @@ class DataForm(QWidget):
         self.shapes = QLabel()
         self.shapes.setWordWrap(True)
         self.shapes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._build_memory_editors()
+        self.augment = AugmentForm()
+        self.augment.edited.connect(self._augment_edited)
+        self.progress = QLabel()
+        self.progress.setObjectName("dataProgress")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setObjectName("dataCancel")
+        self.cancel.clicked.connect(self._cancel_preview)
+        self._job: _PreviewJob | None = None
         self.preview = LazyWidget(_new_preview)  # built when first seen
         self.preview.built_callbacks.append(self._preview_built)
         self._preview_data = None  # what the preview shows, kept until it is built
@@ -106,6 +150,7 @@ class DataForm(QWidget):
         self._token = 0
         self._sink = _Sink(self)
         self._sink.done.connect(self._preview_loaded)
+        self._sink.progressed.connect(self._preview_progressed)
         self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
         self._preview_timer.timeout.connect(self._load_preview)
         self._filling = False
@@ -122,9 +167,68 @@ class DataForm(QWidget):
         split = QFormLayout()
         split.setContentsMargins(0, 0, 0, 0)
         split.addRow("Validation split", self.val_split)
+        split.addRow("Memory", self.memory)
+        split.addRow("Budget, readers", self.memory_row)
         box.addLayout(split)
+        box.addWidget(self.memory_note)
         box.addWidget(self.shapes)
+        augment = QFormLayout()
+        augment.setContentsMargins(0, 0, 0, 0)
+        augment.addRow("Augment", self.augment)
+        box.addLayout(augment)
+        progress = QHBoxLayout()
+        progress.setContentsMargins(0, 0, 0, 0)
+        progress.addWidget(self.progress, 1)
+        progress.addWidget(self.cancel)
+        box.addLayout(progress)
+        self._show_progress(None)
         box.addWidget(self.preview, 1)
+
+    def _build_memory_editors(self) -> None:
+        self.memory = QComboBox()
+        self.memory.setObjectName("dataMemory")
+        for label, value in MEMORY_MODES:
+            self.memory.addItem(label, value)
+        self.memory.setToolTip("Automatic keeps the set in memory when it fits the budget and "
+                               "streams it from disk with reader processes otherwise")
+        self.memory.activated.connect(
+            lambda i: self._param_changed("in_memory", self.memory.itemData(i)))
+        self.budget = QSpinBox()
+        self.budget.setObjectName("dataBudget")
+        self.budget.setRange(0, 1_000_000)
+        self.budget.setSpecialValueText("2048 MB")  # 0: the default budget
+        self.budget.setSuffix(" MB")
+        self.budget.setToolTip("Memory budget: a larger set is streamed (Automatic only)")
+        self.budget.editingFinished.connect(
+            lambda: self._param_changed("memory_budget_mb", self.budget.value() or None))
+        self.workers = QSpinBox()
+        self.workers.setObjectName("dataWorkers")
+        self.workers.setRange(-1, 64)
+        self.workers.setSpecialValueText("auto")
+        self.workers.setPrefix("readers ")
+        self.workers.setToolTip("Reader processes of the streamed path (auto: up to 4)")
+        self.workers.editingFinished.connect(
+            lambda: self._param_changed("workers", None if self.workers.value() < 0
+                                        else self.workers.value()))
+        self.memory_row = QWidget()
+        row = QHBoxLayout(self.memory_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.budget, self.workers):
+            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            row.addWidget(widget, 1)
+        self.memory_note = QLabel()
+        self.memory_note.setObjectName("mutedText")
+        self.memory_note.setWordWrap(True)
+        self.memory_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def _sync_memory(self) -> None:
+        params = self.dataset.get("params") or {}
+        for editor, value in ((self.memory, params.get("in_memory", "auto")),
+                              (self.budget, params.get("memory_budget_mb") or 0),
+                              (self.workers, -1 if params.get("workers") is None
+                               else params["workers"])):
+            set_editor_value(editor, value)
+        self.augment.set_steps(self.dataset.get("augment"))
 
     # -- showing the project's block ---------------------------------------------------------
     def set_dataset(self, dataset: dict, base_dir, input_shapes: dict, error: str | None) -> None:
@@ -141,6 +245,7 @@ class DataForm(QWidget):
                 self._build_params(name)
             else:
                 self._sync_values()
+            self._sync_memory()
         finally:
             self._filling = False
         self._dark = False
@@ -319,6 +424,16 @@ class DataForm(QWidget):
         block["params"] = params
         self.edited.emit(block, f"Set dataset {key.replace('_', ' ')}", f"dataset.params.{key}")
 
+    def _augment_edited(self, steps: list, text: str, field) -> None:
+        if self._filling:
+            return
+        block = copy.deepcopy(self.dataset)
+        if steps:
+            block["augment"] = steps
+        else:
+            block.pop("augment", None)
+        self.edited.emit(block, text, field)
+
     def _val_split_changed(self, value: float) -> None:
         if self._filling:
             return
@@ -350,20 +465,45 @@ class DataForm(QWidget):
             self._hint("No dataset chosen.")
             return
         self._hint("Loading the preview…")
+        if self._job is not None:
+            self._job.cancelled.set()  # an older read stops at its next progress call
         job = _PreviewJob(self._token, copy.deepcopy(self.dataset), self.base_dir, self._sink)
+        self._job = job
         QThreadPool.globalInstance().start(job)
+
+    def _cancel_preview(self) -> None:
+        if self._job is not None:
+            self._job.cancelled.set()
+
+    def _show_progress(self, text: str | None) -> None:
+        self.progress.setText(text or "")
+        self.progress.setVisible(bool(text))
+        self.cancel.setVisible(bool(text))
+
+    @Slot(int, int, int, str)
+    def _preview_progressed(self, token: int, done: int, total: int, what: str) -> None:
+        if token == self._token:
+            self._show_progress(None if done >= total else
+                                f"{what.capitalize()} {done:,} of {total:,}…")
 
     @Slot(int, object)  # emitted in a pool thread: the decorator makes it queued to this one
     def _preview_loaded(self, token: int, result) -> None:
         if token != self._token:
             return  # a newer dataset was chosen meanwhile
+        self._job = None
+        self._show_progress(None)
         if isinstance(result, BaseException):
+            self.memory_note.setText("")
             self._hint(f"No preview: {result}")
             return
-        x, y, names, total = result
-        self._preview_data = (x, y, names, total)
+        self.memory_note.setText(result["how"])
+        pairs = result.get("pairs")
+        if pairs is not None:  # originals and augmented copies, side by side
+            self._preview_data = (pairs, None, None, result["total"], True)
+        else:
+            self._preview_data = (result["x"], result["y"], result["names"], result["total"])
         if self.preview.built:
-            self.preview.content.show_data(x, y, names, total)
+            self.preview.content.show_data(*self._preview_data)
 
 
 def _new_preview():

@@ -45,6 +45,7 @@ class DatasetPreview(PlotView):
         self.grid = ImageGrid(self.image_plot, self.image)  # as many columns as fit the room
         self.kind: str | None = None
         self.total = 0
+        self.pairs = False
         self.setMinimumHeight(170)
         self.restyle()
 
@@ -56,11 +57,14 @@ class DatasetPreview(PlotView):
             self.add_plot(plot)
 
     def show_data(self, x: np.ndarray, y: np.ndarray | None = None,
-                  class_names: list[str] | None = None, total: int | None = None) -> None:
+                  class_names: list[str] | None = None, total: int | None = None,
+                  pairs: bool = False) -> None:
         """Preview ``x`` (n, ...) with its targets ``y`` (class indices or values) if any;
-        ``total`` is the size of the whole dataset ``x`` was drawn from."""
+        ``total`` is the size of the whole dataset ``x`` was drawn from. ``pairs``: images
+        alternate original, augmented copy, and are tiled in pairs."""
         x = np.asarray(x)
         self.total = total or len(x)
+        self.pairs = pairs
         self.kind = preview_kind(x)
         getattr(self, f"_show_{self.kind}")(x, None if y is None else np.asarray(y))
         self.received += 1
@@ -92,9 +96,12 @@ class DatasetPreview(PlotView):
     def _show_images(self, x, y) -> None:
         self._use(self.image_plot)
         images = as_images(x[:MAX_IMAGES])
+        self.grid.pairs = self.pairs
         self.grid.show(images, autoLevels=False, levels=image_levels(images))
         self.image.setColorMap(pg.colormap.get("CET-L1"))
-        self.image_plot.setTitle(f"{len(images)} of {self.total:,} images", size="9pt")
+        title = (f"{len(images) // 2} images: original, augmented" if self.pairs
+                 else f"{len(images)} of {self.total:,} images")
+        self.image_plot.setTitle(title, size="9pt")
         self.image_plot.enableAutoRange()
 
     def _show_sequences(self, x, y) -> None:

@@ -236,6 +236,7 @@ class ImageGrid:
         self.plot, self.image, self.gap = plot, image, gap
         self.images: np.ndarray | None = None
         self.cols = 0
+        self.pairs = False  # an even number of columns: images go in (original, copy) pairs
         self._kwargs: dict = {}
         plot.getViewBox().sigResized.connect(lambda _box: self.refit())
 
@@ -260,7 +261,8 @@ class ImageGrid:
     def _best(self) -> int:
         n, h, w = self.images.shape[:3]
         size = self.plot.getViewBox().size()
-        return grid_columns(n, h, w, size.width(), size.height(), self.gap)
+        cols = grid_columns(n, h, w, size.width(), size.height(), self.gap)
+        return max(2, cols - cols % 2) if self.pairs and n > 1 else cols
 
 
 def legend(columns: int = 4) -> pg.LegendItem:
