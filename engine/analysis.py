@@ -16,7 +16,7 @@ def analyze(project: Project) -> tuple[dict[str, ShapeInference], list[tuple[str
     try:
         input_shapes = project.input_shapes()
     except DataError as exc:
-        problems.append(("dataset", str(exc)))
+        problems.append(_data_problem(project, exc))
         input_shapes = {}
     results = {}
     several = len(project.models) > 1
@@ -28,7 +28,27 @@ def analyze(project: Project) -> tuple[dict[str, ShapeInference], list[tuple[str
         order = {n: i for i, n in enumerate(graph.node_ids())}
         for node_id, msg in sorted(shapes.errors().items(), key=lambda kv: order[kv[0]]):
             if msg.startswith("has no shape") and not input_shapes and problems[:1] and \
-                    problems[0][0] == "dataset":
+                    problems[0][0].startswith(("dataset", "environment")):
                 continue  # the dataset problem already explains it
             problems.append((node_id, msg + suffix))
+        if project.environment and input_shapes:
+            problems += _environment_problems(project, graph, shapes, suffix)
     return results, problems
+
+
+def _data_problem(project: Project, exc: DataError) -> tuple[str, str]:
+    """An environment's problem names its own field (``environment.name: ...``)."""
+    text = str(exc)
+    if project.environment and text.startswith("environment") and ": " in text:
+        where, msg = text.split(": ", 1)
+        return where, msg
+    return "dataset", text
+
+
+def _environment_problems(project: Project, graph, shapes, suffix: str) -> list:
+    """The Outputs of a reinforcement-learning model against the environment's actions."""
+    from .data.environment import block_params, output_problems, spaces
+
+    task = project.training.get("task") if isinstance(project.training, dict) else None
+    env = spaces(block_params(project.environment))
+    return [(where, msg + suffix) for where, msg in output_problems(env, graph, shapes, task)]

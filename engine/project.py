@@ -49,10 +49,20 @@ class Project:
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
 
+    @property
+    def environment(self) -> dict | None:
+        """The ``environment`` block of a reinforcement-learning project (kept in ``extra``)."""
+        return self.extra.get("environment") or None
+
     def input_shapes(self) -> dict:
-        """Per-sample shapes of the dataset's fields (``{}`` if there is no usable dataset)."""
+        """Per-sample shapes of the dataset's fields (``{}`` if there is no usable dataset);
+        for a project with an ``environment``, ``{"x": observation shape}``."""
         from .data import dataset_shapes
 
+        if self.environment:
+            from .data.environment import block_params, environment_shapes
+
+            return environment_shapes(block_params(self.environment), self.base_dir)
         if not self.dataset:
             return {}
         return dataset_shapes(self.dataset, base_dir=self.base_dir)

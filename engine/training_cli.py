@@ -66,15 +66,17 @@ def run(args) -> int:
     from .training.config import parse_training
 
     config = parse_training(project.training)
+    # notes follow the "data:" line, which is always train's first line on stderr
     if not args.distributed:
+        notes = []
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            print("note: started by torchrun without --distributed: every process trains "
-                  "alone; add --distributed to share the work", file=sys.stderr)
-        return _train(args, project, config, None)
+            notes.append("note: started by torchrun without --distributed: every process "
+                         "trains alone; add --distributed to share the work")
+        return _train(args, project, config, None, notes)
     if "WORLD_SIZE" not in os.environ:
-        print("note: --distributed outside torchrun (no WORLD_SIZE in the environment); "
-              "training in one process", file=sys.stderr)
-        return _train(args, project, config, None)
+        return _train(args, project, config, None, [
+            "note: --distributed outside torchrun (no WORLD_SIZE in the environment); "
+            "training in one process"])
     from .training.distributed import UsageError, process_group
 
     try:
@@ -96,7 +98,7 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
-def _train(args, project, config, strategy) -> int:
+def _train(args, project, config, strategy, notes=()) -> int:
     """Train in this process; only the main process (rank 0) prints and writes files."""
     import torch
 
@@ -115,6 +117,8 @@ def _train(args, project, config, strategy) -> int:
         torch.set_num_threads(threads)
     if main:
         print(f"data: {trainer.dataset.describe()}", file=sys.stderr, flush=True)
+        for note in notes:
+            print(note, file=sys.stderr)
     for warning in trainer.warnings if main else ():
         print(f"warning: {warning}", file=sys.stderr)
     trainer.fit()

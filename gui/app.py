@@ -122,6 +122,17 @@ def _report_startup() -> None:
         print(f"shown_after_s={time.time() - float(t0):.3f}", flush=True)
 
 
+def _delete_now(window: MainWindow) -> None:
+    """Destroy the window's C++ side while Python is whole: left to the interpreter's exit, Qt
+    tears the widgets down after Python's modules are gone, and a pyqtgraph item's resize
+    handler running then crashes the process."""
+    import shiboken6
+
+    window.hide()
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     app = make_app()
@@ -133,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     run = start_training(window, args) if args.train else None
     status = _schedule(app, window, args)
     code = app.exec()
+    from gui.training.data_form import finish_previews
+
+    finish_previews()  # no pool thread may outlive the window
     app.clipboard().clear()  # Qt frees a Python-made clipboard object after Python is gone
     if run is not None:
         run.print_report()  # last on stdout: {"steps": N, "ui_latency_ms": {...}}
+    _delete_now(window)
     return status[0] or code

@@ -9,6 +9,10 @@
               under ``torchrun`` (DistributedDataParallel).
 ``README.md`` how to use the folder.
 
+A reinforcement-learning project (an ``environment`` instead of a dataset) gets ``play.py``
+instead of ``data.pt`` and ``train.py``: it runs the policy in the environment and prints the
+returns (:mod:`engine.export.play_template`).
+
 The generated ``model.py`` is executed and compared with the engine's model before anything is
 written.
 """
@@ -35,6 +39,8 @@ def write_python(job: ExportJob, folder) -> dict:
     from .train_template import choose_task, training_config
 
     config = training_config(job)
+    if job.project.environment:
+        return _write_policy(job, config, folder)
     dataset = _dataset(job)
     task = choose_task(job, config, dataset)
     classes = {job.name: "Model"}
@@ -53,6 +59,27 @@ def write_python(job: ExportJob, folder) -> dict:
         if dataset is not None:
             torch.save(_training_data(dataset, task), tmp / "data.pt")
         (tmp / "train.py").write_text(train, encoding="utf-8")
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
+    return {"max_abs_diff": diff, "task": task}
+
+
+def _write_policy(job: ExportJob, config, folder) -> dict:
+    """A reinforcement-learning project: model.py, weights.pt, play.py and README.md."""
+    import torch
+
+    from .play_template import render_play, render_play_readme
+
+    task = config.task or "dqn"
+    source = render_model(job, {job.name: "Model"})
+    diff = _check_model_source(source, job)
+    try:
+        play, readme = render_play(job, task), render_play_readme(job, task)
+    except DataError as exc:
+        raise ExportError(f"python: play.py needs the project's environment: {exc}") from None
+    with staged_folder(folder) as tmp:
+        (tmp / "model.py").write_text(source, encoding="utf-8")
+        torch.save(plain_state_dict(job.model), tmp / "weights.pt")
+        (tmp / "play.py").write_text(play, encoding="utf-8")
         (tmp / "README.md").write_text(readme, encoding="utf-8")
     return {"max_abs_diff": diff, "task": task}
 

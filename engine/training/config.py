@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from engine.errors import TrainingError
 
-TASKS = ("classification", "regression", "reconstruction", "vae", "gan", "forecasting")
+TASKS = ("classification", "regression", "reconstruction", "vae", "gan", "forecasting", "dqn",
+         "policy_gradient")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -199,6 +200,7 @@ class TrainConfig:
     amp: bool = False
     device: str = "auto"
     tensorboard: bool | str = False  # True: OUT/tensorboard; a string: that folder
+    rl: Any = None  # rl_config.RLConfig of the ``rl`` block (dqn, policy_gradient)
     extra: dict = field(default_factory=dict)  # unknown keys, kept as they were
     warnings: list[str] = field(default_factory=list)
 
@@ -240,6 +242,8 @@ def parse_training(block: Any, where: str = "training") -> TrainConfig:
         elif value is not None:
             handler(p, cfg, value)
     _parse_optimizers(p, cfg, block)
+    if cfg.rl is not None and block.get("epochs") is None:
+        cfg.epochs = cfg.rl.epochs  # an epoch is rl.log_every_steps environment steps
     _cross_checks(p, cfg)
     if p.problems:
         raise ConfigError(p.problems)
@@ -413,6 +417,12 @@ def tensorboard_setting(value):
                f"\"runs/tensorboard\"; got {_got(value)}")
 
 
+def _rl(p: _Parser, cfg: TrainConfig, value) -> None:
+    from engine.training.rl_config import parse_rl  # reinforcement learning's own keys
+
+    cfg.rl = parse_rl(p, value)
+
+
 _TOP: dict[str, Callable] = {
     "task": _task,
     "loss": _loss,
@@ -430,10 +440,14 @@ _TOP: dict[str, Callable] = {
     "amp": _set("amp", flag),
     "device": _device,
     "tensorboard": _set("tensorboard", tensorboard_setting),
+    "rl": _rl,
 }
 
 
 def _cross_checks(p: _Parser, cfg: TrainConfig) -> None:
+    from engine.training.rl_config import cross_check
+
+    cross_check(p, cfg)
     if cfg.task == "gan" and cfg.early_stopping is not None:
         p.problems.append((f"{p.where}.early_stopping", "is not available for a GAN (its losses "
                            "do not measure progress); remove it"))

@@ -19,6 +19,7 @@ Semantics, per process (rank):
 """
 from __future__ import annotations
 
+import dataclasses
 import contextlib
 import math
 import os
@@ -97,7 +98,15 @@ class DistributedStrategy:
     def shard_validation(self, dataset):
         """This rank's contiguous part of the validation split (all of it when it has fewer
         samples than there are ranks)."""
-        return dataset.shard_validation(self.rank, self.world_size)
+        shard = getattr(dataset, "shard_validation", None)
+        if shard is not None:  # a data source knows how its validation split is held
+            return shard(self.rank, self.world_size)
+        if dataset.x_val is None or int(dataset.x_val.shape[0]) < self.world_size:
+            return dataset
+
+        def part(tensor):
+            return None if tensor is None else tensor.tensor_split(self.world_size)[self.rank]
+        return dataclasses.replace(dataset, x_val=part(dataset.x_val), y_val=part(dataset.y_val))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

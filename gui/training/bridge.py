@@ -43,6 +43,7 @@ class RunInfo:
     points: np.ndarray | None = None  # 2-D inputs (for the decision boundary)
     labels: np.ndarray | None = None
     warnings: list = field(default_factory=list)
+    environment: dict | None = None  # RL: env_id, drawing, num_actions, kind (rl_bridge)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Snapshot:
     total_steps: int = 0
     samples_per_s: float | None = None
     seconds_left: float | None = None
+    rl: dict | None = None  # RL news (rl_bridge.LiveRL.take)
 
 
 class LiveBridge(Callback):
@@ -235,4 +237,7 @@ def run_info(trainer) -> RunInfo:
     if x is not None and x.dim() == 2 and x.shape[1] == 2:
         info.points = x[:MAX_POINTS].float().cpu().numpy()
         info.labels = None if y is None else y[:MAX_POINTS].cpu().numpy()
+    from gui.training.rl_bridge import environment_info
+
+    info.environment = environment_info(trainer)
     return info

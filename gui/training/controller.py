@@ -48,6 +48,7 @@ class TrainingController(QObject):
     updated = Signal(object)  # Snapshot
     run_finished = Signal(object)  # FitResult
     run_failed = Signal(str, object, str)  # message, node id or None, details
+    data_progressed = Signal(int, int, str)  # done, total, what: while the data are read
 
     def __init__(self, parent: QObject | None = None, refresh_ms: int = REFRESH_MS):
         super().__init__(parent)
@@ -62,6 +63,7 @@ class TrainingController(QObject):
         self.thread: TrainingThread | None = None
         self.bridge = None  # LiveBridge of the current run
         self.probes = None  # LiveProbes of the current run
+        self.rl = None  # LiveRL of the current run (reinforcement learning's views)
         self.info = None
         self.project = None  # the copy being (or last) trained
         self.trainer = None  # the last run's trainer, once it ended
@@ -89,6 +91,7 @@ class TrainingController(QObject):
         if self.busy:
             return False
         from gui.training.bridge import LiveBridge, LiveProbes  # imports torch: not at start-up
+        from gui.training.rl_bridge import LiveRL
 
         self.project = snapshot_project(project)
         self.trainer = self.result = self.info = None
@@ -97,11 +100,13 @@ class TrainingController(QObject):
                                  samples=True, boundary=True, confusion=True, grid=BOUNDARY_GRID)
         if self.shown_probes is not None:
             self.probes.show_only(self.shown_probes)
-        worker = TrainingWorker(self.project, [self.bridge, self.probes], epochs=epochs,
+        self.rl = LiveRL()
+        worker = TrainingWorker(self.project, [self.bridge, self.probes, self.rl], epochs=epochs,
                                 threads=self.threads or cpu_threads())
         worker.built.connect(self._built)
         worker.finished.connect(self._finished)
         worker.failed.connect(self._failed)
+        worker.data_progressed.connect(self._data_progressed)
         self.thread = TrainingThread(worker, self)
         self._probe_version, self._rates, self._last_step = -1, deque(), -1
         self._set_state(STARTING)
@@ -147,6 +152,11 @@ class TrainingController(QObject):
 
     # -- the thread's news (queued from the training thread: the @Slot decorators make PySide
     # deliver them in this object's thread; an undecorated method would run in the emitter's)
+    @Slot(int, int, str)
+    def _data_progressed(self, done: int, total: int, what: str) -> None:
+        if self.state in (STARTING, STOPPING):
+            self.data_progressed.emit(done, total, what)
+
     @Slot(object)
     def _built(self, info) -> None:
         self.info = info
@@ -207,7 +217,9 @@ class TrainingController(QObject):
             self._probe_version = probes.version
             snap.probes = probes.latest
             snap.attention = probes.attention
-        if not (snap.steps or snap.epochs or snap.probes) and snap.step == self._last_step:
+        snap.rl = self.rl.take()
+        if not (snap.steps or snap.epochs or snap.probes or snap.rl) and \
+                snap.step == self._last_step:
             return  # nothing new (paused, or a slow step): no work for the window
         self._last_step = snap.step
         snap.state = self.state

@@ -26,10 +26,11 @@ from gui.training.augment_form import AugmentForm
 from gui.training.lazy import LazyWidget
 from widgets.theme import format_shape
 
-IMPORTER_LABELS = {"csv": "CSV file…", "npz": "NPZ file (x, y)…",
+IMPORTER_LABELS = {"csv": "CSV file…", "npz": "NPZ file (x, y)…", "npy": "NPY array file…",
                    "idx": "IDX folder (MNIST format)…", "image_folder": "Image folder…"}
 FILE_FILTERS = {"csv": "CSV files (*.csv *.tsv *.txt);;All files (*)",
-                "npz": "NumPy archives (*.npz);;All files (*)"}
+                "npz": "NumPy archives (*.npz);;All files (*)",
+                "npy": "NumPy arrays (*.npy);;All files (*)"}
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar", " ": "space"}
 PREVIEW_SAMPLES = 1500
 PREVIEW_DELAY_MS = 200
@@ -74,6 +75,20 @@ class _Sink(QObject):
     progressed = Signal(int, int, int, str)  # token, done, total, what
 
 
+_RUNNING: set = set()  # preview jobs not yet finished (the app cancels and waits at exit)
+_RUNNING_LOCK = threading.Lock()
+
+
+def finish_previews(timeout_ms: int = 10000) -> None:
+    """Cancel the preview reads still going and wait for their pool threads (at exit: a pool
+    thread running on while Python finalizes crashes the process)."""
+    with _RUNNING_LOCK:
+        for job in _RUNNING:
+            job.cancelled.set()
+    QThreadPool.globalInstance().clear()
+    QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+
 class _PreviewJob(QRunnable):
     def __init__(self, token: int, config: dict, base_dir, sink: _Sink):
         super().__init__()
@@ -92,16 +107,24 @@ class _PreviewJob(QRunnable):
             self.sink.progressed.emit(self.token, int(done), int(total), str(what))
 
     def run(self) -> None:
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
         try:
-            result = load_preview(self.config, self.base_dir, self.progress)
-        except LayerlabError as exc:
-            result = exc
-        except Exception as exc:  # noqa: BLE001 - shown as a message, not a crash
-            result = exc
-        try:
-            self.sink.done.emit(self.token, result)
-        except RuntimeError:  # the form closed while the preview loaded: nobody to tell
-            pass
+            try:
+                result = load_preview(self.config, self.base_dir, self.progress)
+            except LayerlabError as exc:
+                result = exc
+            except Exception as exc:  # noqa: BLE001 - shown as a message, not a crash
+                result = exc
+            if self.cancelled.is_set():
+                return  # nobody waits for it (a newer preview, or the app is closing)
+            try:
+                self.sink.done.emit(self.token, result)
+            except RuntimeError:  # the form closed while the preview loaded: nobody to tell
+                pass
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(self)
 
 
 class DataForm(QWidget):
@@ -362,7 +385,7 @@ class DataForm(QWidget):
         edit.setPlaceholderText("choose a file or folder")
         edit.editingFinished.connect(lambda k=key, e=edit: self._param_changed(k, e.text() or None))
         browse = QPushButton("Browse…")
-        browse.clicked.connect(lambda: self._browse(self.dataset.get("name")))
+        browse.clicked.connect(lambda _c=False, k=key: self._browse(self.dataset.get("name"), k))
         row.addWidget(edit, 1)
         row.addWidget(browse)
         holder.line_edit = edit
@@ -391,10 +414,10 @@ class DataForm(QWidget):
         block["val_split"] = round(self.val_split.value(), 4)
         self.edited.emit(block, f"Use the dataset {label}", "dataset.name")
 
-    def _browse(self, importer: str | None) -> None:
+    def _browse(self, importer: str | None, key: str = "path") -> None:
         path = self._ask_path(importer)
         if path:
-            self._param_changed("path", path)
+            self._param_changed(key, path)
 
     def _ask_path(self, importer: str) -> str | None:
         start = str(self.base_dir)

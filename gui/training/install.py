@@ -114,6 +114,7 @@ class TrainingUi(QObject):
         p.try_requested.connect(self.try_sample)
         p.block_edited.connect(self._block_edited)
         c.state_changed.connect(self._state_changed)
+        c.data_progressed.connect(self._data_progressed)
         c.run_started.connect(self._run_started)
         c.updated.connect(self._updated)
         c.run_finished.connect(self._run_finished)
@@ -219,6 +220,11 @@ class TrainingUi(QObject):
             progress.set_message("Paused — Resume to go on, Stop to end here.", "Paused")
         elif state == "stopping":
             progress.set_message("Stopping after this step…")
+
+    def _data_progressed(self, done: int, total: int, what: str) -> None:
+        if self.controller.state == "starting" and total:
+            self.panel.progress.set_message(f"{what.capitalize()} the data: {done:,} of "
+                                            f"{total:,} samples…", f"{done / total:.0%}")
 
     def _lock(self, locked: bool) -> None:
         w = self.window

@@ -17,12 +17,16 @@ from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 from widgets.plots import (ActivationsView, BoundaryView, ConfusionView, CurvesView,
                            GradientsView, HistogramsView, SamplesView)
 from widgets.plots.activations import ATTENTION
+from widgets.plots.rl import RLView
 
 GENERATIVE = ("gan", "vae", "reconstruction")
 STEP_LOGS = {"gan": ("d_loss", "g_loss")}
 EPOCH_LOGS = {"classification": ("train_loss", "val_loss", "val_accuracy"),
-              "gan": ("d_loss", "g_loss"), "vae": ("train_loss", "val_loss", "val_mse", "val_kl")}
+              "gan": ("d_loss", "g_loss"), "vae": ("train_loss", "val_loss", "val_mse", "val_kl"),
+              "dqn": ("train_loss", "mean_return"), "policy_gradient": ("train_loss", "mean_return")}
+RL_TASKS = ("dqn", "policy_gradient")  # their curves: the epoch's loss and mean return only
 DRAW_INTERVAL_S = 0.5  # a view is redrawn at most this often
+RL_DRAW_INTERVAL_S = 0.2  # the environment moves: drawn more often (a cheap QPainter scene)
 
 
 class LiveViews(QWidget):
@@ -37,10 +41,12 @@ class LiveViews(QWidget):
         self.samples = SamplesView()
         self.boundary = BoundaryView()
         self.confusion = ConfusionView()
+        self.rl = RLView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("liveViewTabs")
         self.tabs.setDocumentMode(True)
-        for view, title in ((self.boundary, "Boundary"), (self.samples, "Samples"),
+        for view, title in ((self.rl, "Environment"), (self.boundary, "Boundary"),
+                            (self.samples, "Samples"),
                             (self.activations, "Activations"), (self.gradients, "Gradients"),
                             (self.histograms, "Histograms"), (self.confusion, "Confusion")):
             self.tabs.addTab(view, title)
@@ -64,7 +70,7 @@ class LiveViews(QWidget):
 
     def views(self) -> list:
         return [self.curves, self.activations, self.gradients, self.histograms, self.samples,
-                self.boundary, self.confusion]
+                self.boundary, self.confusion, self.rl]
 
     def set_dark(self, dark: bool) -> None:
         for view in self.views():
@@ -88,8 +94,9 @@ class LiveViews(QWidget):
                                 for n in nodes])
         classification = info.task == "classification"
         two_d = classification and info.points is not None
+        env = getattr(info, "environment", None)
         shown = {self.boundary: two_d, self.samples: info.task in GENERATIVE,
-                 self.confusion: classification}
+                 self.confusion: classification, self.rl: env is not None}
         for view, visible in shown.items():
             self.tabs.setTabVisible(self.tabs.indexOf(view), visible)
         if two_d:
@@ -97,8 +104,10 @@ class LiveViews(QWidget):
         self.confusion.set_class_names(info.class_names)
         if classification and info.num_classes:
             self.confusion.prepare(info.num_classes)
-        first = self.boundary if two_d else self.samples if info.task in GENERATIVE else \
-            self.activations
+        if env is not None:
+            self.rl.begin(env["env_id"], env["drawing"], env["kind"])
+        first = self.rl if env is not None else self.boundary if two_d else self.samples \
+            if info.task in GENERATIVE else self.activations
         self.tabs.setCurrentWidget(first)
 
     def select(self, model: str | None, node: str | None) -> None:
@@ -120,6 +129,13 @@ class LiveViews(QWidget):
 
     # -- snapshots -----------------------------------------------------------------------------
     def apply(self, snap) -> None:
+        rl = self.info is not None and self.info.task in RL_TASKS
+        if getattr(snap, "rl", None):
+            self.rl.take(snap.rl)
+        if rl:  # per-step losses are mostly the steps without an update: epoch figures only
+            snap.steps = []
+            snap.epochs = [{k: v for k, v in logs.items()
+                            if k in ("epoch", "train_loss", "mean_return")} for logs in snap.epochs]
         if snap.steps:
             names = sorted({k for _, logs in snap.steps for k in logs})
             steps = np.array([s for s, _ in snap.steps], dtype=np.float64)
@@ -187,11 +203,15 @@ class LiveViews(QWidget):
     def _needs_drawing(self, view) -> bool:
         if view is self.curves:
             return self.curves.dirty
+        if view is self.rl:
+            return self.rl.dirty
         return view in self._pending or view in self._stale
 
-    def _draw(self, view) -> None:
+    def _draw(self, view, force: bool = False) -> None:
         if view is self.curves:
             self.curves.redraw()
+        if view is self.rl:
+            self.rl.redraw(force)
         pending = self._pending.pop(view, None)
         if pending is not None:
             pending[0](*pending[1])
@@ -207,13 +227,14 @@ class LiveViews(QWidget):
         if force:
             for view in on_screen:
                 if self._needs_drawing(view):
-                    self._draw(view)
+                    self._draw(view, force=True)
             return True
         now = time.perf_counter()
         for i in range(len(on_screen)):
             view = on_screen[(self._turn + i) % len(on_screen)]
             if self._needs_drawing(view) and \
-                    now - self._drawn_at.get(view, 0.0) >= DRAW_INTERVAL_S:
+                    now - self._drawn_at.get(view, 0.0) >= (
+                        RL_DRAW_INTERVAL_S if view is self.rl else DRAW_INTERVAL_S):
                 self._turn = (self._turn + i + 1) % len(on_screen)
                 self._draw(view)
                 return True

@@ -27,6 +27,7 @@ class TrainingWorker(QObject):
     built = Signal(object)  # RunInfo; fit() waits for go() (the window sets up its views first)
     finished = Signal(object)  # FitResult
     failed = Signal(str, object, str)  # message, node id (or None), details (a traceback for bugs)
+    data_progressed = Signal(int, int, str)  # done, total, what: reading a large dataset
 
     def __init__(self, project, callbacks, device: str | None = None, epochs: int | None = None,
                  log_every: int = 10, threads: int | None = None):
@@ -62,7 +63,8 @@ class TrainingWorker(QObject):
         if self.threads:
             torch.set_num_threads(self.threads)
         trainer = Trainer(self.project, device=self.device, epochs=self.epochs,
-                          callbacks=self.callbacks + self._tensorboard(), log_every=self.log_every)
+                          callbacks=self.callbacks + self._tensorboard(), log_every=self.log_every,
+                          progress=self._data_progress)
         with self._lock:
             self.trainer = trainer
             if self._paused:
@@ -70,6 +72,14 @@ class TrainingWorker(QObject):
             if self._stopped:
                 trainer.stop()
         return trainer
+
+    def _data_progress(self, done: int, total: int, what: str) -> None:
+        """Reading the data: tell the window (it throttles), and stop if Stop was pressed."""
+        from engine.data.progress import Cancelled
+
+        if self._stopped:
+            raise Cancelled("reading the dataset was stopped")
+        self.data_progressed.emit(int(done), int(total), str(what))
 
     def _tensorboard(self) -> list:
         """A TensorBoard logger when the training block asks for one (``"tensorboard": true``

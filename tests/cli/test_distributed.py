@@ -82,6 +82,7 @@ def test_distributed_without_torchrun_trains_in_one_process_with_a_note(tmp_path
                      "--out", str(tmp_path / "o")]) == 0
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
+        "data: blobs: in memory (<0.1 MB fits the memory budget of 2048 MB)",
         "note: --distributed outside torchrun (no WORLD_SIZE in the environment); "
         "training in one process"]
     assert [line["event"] for line in json_lines(captured.out)] == ["epoch", "done"]

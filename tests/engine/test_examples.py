@@ -184,6 +184,9 @@ HAND_WRITTEN = {
     "esn_sine": {"model": EchoStateNetwork},
     "transformer_sine": {"model": TransformerForecaster},
     "branching_concat_moons": {"model": BranchingConcat},
+    # reinforcement learning: CartPole-v1 observes 4 numbers and has 2 actions
+    "dqn_cartpole": {"model": lambda: MLP((4, 256, 256, 2))},
+    "policy_gradient_cartpole": {"model": lambda: MLP((4, 64, 64, 2), nn.Tanh)},
 }
 
 

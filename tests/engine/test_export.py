@@ -139,14 +139,21 @@ def _torchscript_runner(out, project, name):
 
 
 def _python_runner(out, project, name):
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["model.py", "weights.pt", "train.py", "data.pt", "README.md"]
-        + ([f"{n}_weights.pt" for n in project.models if n != name]
-           if len(project.models) > 1 else []))
+    if project.environment:  # reinforcement learning: play.py runs the policy
+        assert sorted(p.name for p in out.iterdir()) == \
+            ["README.md", "model.py", "play.py", "weights.pt"]
+        assert _imported_modules(out / "play.py") <= {
+            "argparse", "json", "gymnasium", "numpy", "torch", "model"}
+    else:
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            ["model.py", "weights.pt", "train.py", "data.pt", "README.md"]
+            + ([f"{n}_weights.pt" for n in project.models if n != name]
+               if len(project.models) > 1 else []))
     assert _imported_modules(out / "model.py") <= {"torch", "torch.nn", "math"}
-    assert _imported_modules(out / "train.py") <= {
-        "argparse", "json", "os", "pathlib", "torch", "torch.distributed", "torch.nn",
-        "torch.nn.functional", "torch.nn.parallel", "torch.utils.data", "model"}
+    if not project.environment:
+        assert _imported_modules(out / "train.py") <= {
+            "argparse", "json", "os", "pathlib", "torch", "torch.distributed", "torch.nn",
+            "torch.nn.functional", "torch.nn.parallel", "torch.utils.data", "model"}
     module = import_file(out / "model.py", f"layerlab_test_model_{uuid.uuid4().hex}")
     model = module.Model()
     model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))

@@ -345,11 +345,12 @@ def test_garbage_parameters_and_dataset_values_reach_analysis_without_crashing(p
         if data.draw(st.booleans()):
             node.setdefault("params", {})[data.draw(st.sampled_from(keys))] = data.draw(JSON)
         else:
-            where = data.draw(st.sampled_from(["dataset", "params", "val_split", "name"]))
-            target = doc["dataset"].setdefault("params", {}) if where == "params" else \
-                doc["dataset"]
-            key = data.draw(st.sampled_from(["n_samples", "noise", "length", "classes"])) \
-                if where == "params" else where
+            block = "dataset" if "dataset" in doc else "environment"
+            where = data.draw(st.sampled_from([block, "params", "val_split", "name"]))
+            target = doc[block].setdefault("params", {}) if where == "params" else doc[block]
+            keys = ["n_samples", "noise", "length", "classes"] if block == "dataset" else \
+                ["max_episode_steps", "n_envs", "render_mode", "gravity"]
+            key = data.draw(st.sampled_from(keys)) if where == "params" else where
             target[key] = data.draw(JSON)
     project = parse_project(doc, "fuzz.json")
     _, problems = analyze(project)

@@ -1,6 +1,7 @@
 """The trainer: every example learns, control from another thread, faults, checkpoints."""
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -35,8 +36,12 @@ def small(example: str, epochs: int | None = None, **training):
     return project
 
 
-@pytest.mark.parametrize("path", example_paths(), ids=lambda p: p.name.split(".")[0])
+SUPERVISED = [p for p in example_paths() if "environment" not in json.loads(p.read_text())]
+
+
+@pytest.mark.parametrize("path", SUPERVISED, ids=lambda p: p.name.split(".")[0])
 def test_every_example_trains_and_its_loss_falls(path):
+    """Every example with a dataset (the RL examples are trained in tests/engine/test_rl.py)."""
     example = path.name.split(".")[0]
     trainer = Trainer(small(example, epochs=3))
     result = trainer.fit()

@@ -9,17 +9,21 @@ from __future__ import annotations
 from engine.errors import TrainingError
 from engine.training.tasks.base import Task, evaluating
 from engine.training.tasks.classification import ClassificationTask
+from engine.training.tasks.dqn import DQNTask
 from engine.training.tasks.forecasting import ForecastingTask
 from engine.training.tasks.gan import GANTask
+from engine.training.tasks.policy_gradient import PolicyGradientTask
 from engine.training.tasks.reconstruction import ReconstructionTask
 from engine.training.tasks.regression import RegressionTask
 from engine.training.tasks.vae import VAETask
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
-    ClassificationTask, RegressionTask, ReconstructionTask, VAETask, GANTask, ForecastingTask)}
+    ClassificationTask, RegressionTask, ReconstructionTask, VAETask, GANTask, ForecastingTask,
+    DQNTask, PolicyGradientTask)}
 
 _HINTS = {"classification": "classification", "regression": "regression",
-          "forecasting": "forecasting", "unlabeled": "reconstruction"}
+          "forecasting": "forecasting", "unlabeled": "reconstruction",
+          "environment": "dqn"}  # an environment without training.task: deep Q-learning
 
 
 def choose_task(project, dataset) -> str:
