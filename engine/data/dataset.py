@@ -17,6 +17,7 @@ from engine.data.builtin import BUILTIN_DATASETS
 from engine.data.common import (RawData, check_seed, check_val_split, fail, resolve_params,
                                 rng_for)
 from engine.data.importers import IMPORTER_PARAMS, IMPORTER_RULES, IMPORTERS, LOADERS
+from engine.data.importers import open_table as importer_table
 from engine.data.source import (ArrayTable, DataSource, StreamedSource, choose_in_memory,
                                 default_workers, read_all, source_kinds, split_memory_params)
 from engine.errors import DataError
@@ -176,9 +177,12 @@ def _generate(name: str, params: dict, seed: int, base_dir) -> RawData:
 
 
 def open_table(name: str, params: dict, seed: int, base_dir, progress=None):
-    """The sample table of a built-in set or an importer: an index the streamed path reads
-    from, or arrays already in memory."""
-    return ArrayTable(_generate(name, params, seed, base_dir))
+    """The sample table of a built-in set (its arrays, generated) or an importer: an index the
+    streamed path reads from (memory maps, image files decoded on demand), built by the reader
+    of :mod:`engine.data.readers` without reading every sample."""
+    if name in BUILTIN_DATASETS:
+        return ArrayTable(_generate(name, params, seed, base_dir))
+    return importer_table(name, params, base_dir, progress)
 
 
 def load_source(config: dict, *, seed: int = 0, device="cpu", base_dir=None,
