@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .events import Event
 from .graph import Edge, Graph
 from .layers import ShapeError, Stats, fmt_shape
+from .layers.spec import FrameShape
 from .layers.rules import In
 
 _NO_STATS = Stats()
@@ -164,17 +165,41 @@ class ShapeInference:
         ins, missing = self._gather(node_id, spec)
         if missing is not None:
             return NodeInfo(params=params, in_shapes=ins, error=missing or None)
+        frames = {getattr(shape, "frames", None) for shapes in ins.values() for shape in shapes}
         if node.type == "Output":
+            if frames - {None}:
+                return NodeInfo(params=params, in_shapes=ins,
+                                error="gets one frame at a time from a per-frame chain; end the "
+                                "chain with MergeFrames before the Output")
             return NodeInfo(params=params, in_shapes=ins)
+        per_frame = None  # T when this node runs inside a per-frame chain
+        if "frames" not in spec.extra and frames - {None}:
+            if len(frames) > 1:
+                return NodeInfo(params=params, in_shapes=ins, error=self._mixed_frames(ins))
+            per_frame = frames.pop()
         try:
             outs = spec.infer(params, ins)
             stats = spec.stats(params, ins, outs) if spec.stats else _NO_STATS
+            if per_frame is not None:
+                outs = {port: FrameShape.of(shape, per_frame) for port, shape in outs.items()}
+                stats = Stats(stats.params, stats.trainable, stats.macs * per_frame)
         except ShapeError as exc:
             return NodeInfo(params=params, in_shapes=ins, error=str(exc))
         except Exception as exc:  # a bug in a rule must not take the editor down
             return NodeInfo(params=params, in_shapes=ins,
                             error=f"internal error in the {node.type} shape rule: {exc!r}")
         return NodeInfo(params, ins, outs, None, stats)
+
+    @staticmethod
+    def _mixed_frames(ins: dict) -> str:
+        parts = []
+        for shapes in ins.values():
+            for shape in shapes:
+                t = getattr(shape, "frames", None)
+                what = f"one of {t} frames" if t else f"a whole tensor {fmt_shape(shape)}"
+                parts.append(f"{shape.src} gives {what}")
+        return ("mixes a per-frame chain with other tensors (" + "; ".join(parts) + "); join "
+                "them after MergeFrames, or start each branch with the same PerFrame")
 
     def _input_info(self, params: dict) -> NodeInfo:
         shape = params["shape"]

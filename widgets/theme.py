@@ -94,6 +94,9 @@ def format_shape(shape) -> str:
     """A per-sample shape as a short label: ``1×28×28``, ``32``; ``?`` when unknown."""
     if shape is None:
         return "?"
+    frames = getattr(shape, "frames", None)
+    if frames:  # one frame of a per-frame chain: the wire carries all T frames
+        shape = (frames, *shape)
     if len(shape) == 0:
         return "scalar"
     return "×".join(str(s) for s in shape)

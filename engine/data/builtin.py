@@ -190,6 +190,48 @@ def _shapes(p: dict, rng: np.random.Generator) -> RawData:
     return _labelled(images[:, None], y, 3, list(SHAPE_NAMES))
 
 
+DIRECTIONS = ["right", "left", "down", "up"]
+_STEPS = np.array([[0, 1], [0, -1], [1, 0], [-1, 0]], dtype=np.float32)  # (dy, dx) per frame
+
+
+def _moving_shapes(p: dict, rng: np.random.Generator) -> RawData:
+    """Short videos of one shape (circle, square or triangle, any of them in every class)
+    moving one pixel per frame; the class is the direction it moves. One frame alone cannot
+    tell the class: a model must compare frames."""
+    n, frames, size = p["n_samples"], p["frames"], p["size"]
+    if frames - 1 > size - 6:
+        raise DataError(f"dataset.params.frames: {frames} frames of one pixel each do not fit "
+                        f"frames of size {size}; use at most {size - 5} frames or a larger size")
+    y = balanced_labels(n, 4)
+    kind = rng.integers(0, 3, n)
+    half = rng.uniform(1.5, max(1.6, min(3.5, (size - frames) / 2 - 0.5)), n).astype(np.float32)
+    travel = frames - 1
+    lo, hi = half + 0.5, size - half - 0.5  # the centre's range that keeps the shape inside
+    step = _STEPS[y]  # (n, 2)
+    start = np.empty((n, 2), dtype=np.float32)
+    for axis in range(2):
+        moving = step[:, axis] != 0
+        low = np.where(moving & (step[:, axis] < 0), lo + travel, lo)
+        high = np.where(moving & (step[:, axis] > 0), hi - travel, hi)
+        start[:, axis] = low + rng.uniform(0.0, 1.0, n).astype(np.float32) * (high - low)
+    t = np.arange(frames, dtype=np.float32)
+    centre = start[:, None, :] + t[None, :, None] * step[:, None, :]  # (n, T, 2)
+    grid = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    dy = grid[0][None, None] - centre[..., 0, None, None]
+    dx = grid[1][None, None] - centre[..., 1, None, None]
+    h = half[:, None, None, None]
+    masks = np.where((kind == 0)[:, None, None, None], dy * dy + dx * dx <= h * h,
+                     np.where((kind == 1)[:, None, None, None],
+                              (np.abs(dx) <= 0.85 * h) & (np.abs(dy) <= 0.85 * h),
+                              (dy <= h) & (dy >= -h) & (np.abs(dx) <= (dy + h) / 2)))
+    brightness = rng.uniform(0.7, 1.0, (n, 1, 1, 1)).astype(np.float32)
+    video = masks.astype(np.float32) * brightness
+    if p["noise"]:
+        video += rng.normal(0.0, p["noise"], video.shape).astype(np.float32)
+        np.clip(video, 0.0, 1.0, out=video)
+    return _labelled(video[:, :, None], y, 4, list(DIRECTIONS))
+
+
 # ---- unlabelled ------------------------------------------------------------------------------
 
 def _ring(p: dict, rng: np.random.Generator) -> RawData:
@@ -209,6 +251,9 @@ def _spec(name, doc, generate, task, shapes_of, count=None, **params) -> Builtin
     rules = {"n_samples": N_SAMPLES, "noise": NOISE, "length": LENGTH, "classes": CLASSES}
     if name == "shapes":
         rules = {**rules, "n_samples": Rule("int", 4, 100_000)}
+    if name == "moving_shapes":
+        rules = {**rules, "n_samples": Rule("int", 4, 50_000), "frames": Rule("int", 2, 32),
+                 "size": Rule("int", 8, 64)}
     return BuiltinSpec(name, doc, dict(params), task, generate, shapes_of,
                        {k: rules[k] for k in params}, count)
 
@@ -237,6 +282,10 @@ BUILTIN_DATASETS: dict[str, BuiltinSpec] = {s.name: s for s in [
     _spec("shapes", "Generated 28x28 images of circles, squares and triangles.", _shapes,
           "classification", lambda p: {"x": (1, 28, 28), "y": ()}, 3,
           n_samples=1500, noise=0.05),
+    _spec("moving_shapes", "Short videos of a shape moving across the frame; the class is "
+          "its direction (right, left, down, up).", _moving_shapes, "classification",
+          lambda p: {"x": (p["frames"], 1, p["size"], p["size"]), "y": ()}, 4,
+          n_samples=1200, frames=8, size=16, noise=0.05),
     _spec("ring", "A mixture of eight Gaussians on a circle of radius 2 (no labels).", _ring,
           "unlabeled", lambda p: {"x": (2,)}, n_samples=1000, noise=0.05),
 ]}

@@ -108,3 +108,26 @@ class Reparameterize(nn.Module):
         if self.training:
             return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         return mu
+
+
+class FoldFrames(nn.Module):
+    """Start of a per-frame chain: (B, T, ...) -> (B*T, ...), so that the layers after it run
+    on every frame of every sequence as one batch."""
+
+    def forward(self, x):
+        return x.flatten(0, 1)
+
+
+class UnfoldFrames(nn.Module):
+    """End of a per-frame chain: (B*T, ...) -> (B, T, ...) with T = ``frames``."""
+
+    def __init__(self, frames):
+        super().__init__()
+        self.frames = int(frames)
+
+    def forward(self, x):
+        # reshape, not unflatten: the ONNX exporter keeps the batch of a reshape dynamic
+        return x.reshape(-1, self.frames, *x.shape[1:])
+
+    def extra_repr(self):
+        return f"frames={self.frames}"

@@ -8,11 +8,13 @@ class In(tuple):
     """An input shape that remembers which node it came from (for messages)."""
 
     src: str = "?"
+    frames: int | None = None  # T when the shape is one frame of a per-frame chain
 
     @classmethod
     def of(cls, shape, src: str) -> "In":
         s = cls(shape)
         s.src = src
+        s.frames = getattr(shape, "frames", None) or None
         return s
 
 

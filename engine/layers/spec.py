@@ -263,11 +263,50 @@ class LayerSpec:
         return f"{self.type} has no parameter '{name}'{hint}"
 
 
+class FrameShape(tuple):
+    """The shape of one frame inside a per-frame chain (between ``PerFrame`` and
+    ``MergeFrames``): the tuple is one frame's shape, ``frames`` the sequence length T.
+
+    Layers in the chain infer their shapes from the frame's shape alone and run on every frame
+    (the frames travel in the batch dimension), so their rules need no change.
+    """
+
+    frames: int = 0
+
+    @classmethod
+    def of(cls, shape, frames: int) -> "FrameShape":
+        s = cls(shape)
+        s.frames = int(frames)
+        return s
+
+    def full(self) -> tuple:
+        """The whole tensor's per-sample shape: (T, *frame)."""
+        return (self.frames, *self)
+
+    def __reduce__(self):
+        return (FrameShape.of, (tuple(self), self.frames))
+
+
+def frames_of(shape) -> int | None:
+    """T when ``shape`` is one frame of a per-frame chain, else None."""
+    return getattr(shape, "frames", None) or None
+
+
+def full_shape(shape) -> tuple | None:
+    """The per-sample shape of the whole tensor: T in front inside a per-frame chain."""
+    if shape is None:
+        return None
+    frames = frames_of(shape)
+    return (frames, *shape) if frames else tuple(shape)
+
+
 def fmt_shape(shape: Shape | None) -> str:
-    """A shape as the user reads it: ``(16,)``, ``(1, 28, 28)``."""
+    """A shape as the user reads it: ``(16,)``, ``(1, 28, 28)``; inside a per-frame chain
+    ``(1, 28, 28) per frame``."""
     if shape is None:
         return "?"
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+    text = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+    return f"{text} per frame" if frames_of(shape) else text
 
 
 def prod(shape) -> int:

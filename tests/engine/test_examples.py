@@ -168,6 +168,26 @@ class BranchingConcat(nn.Module):
         return self.head(torch.cat([torch.relu(self.wide(x)), torch.tanh(self.smooth(x))], 1))
 
 
+class CNNLSTM(nn.Module):
+    """A CNN on every frame of a (T, 1, 16, 16) video, then an LSTM over the frames' features."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.fc1 = nn.Linear(256, 32)
+        self.lstm = nn.LSTM(32, 32, batch_first=True)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, video):
+        b, t = video.shape[:2]
+        x = video.reshape(b * t, *video.shape[2:])
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.fc1(x.flatten(1))).reshape(b, t, -1)
+        _, (h, _) = self.lstm(x)
+        return self.head(h[-1])
+
+
 HAND_WRITTEN = {
     "perceptron": {"model": Perceptron},
     "mlp_spirals": {"model": lambda: MLP((2, 64, 64, 2))},
@@ -187,6 +207,7 @@ HAND_WRITTEN = {
     # reinforcement learning: CartPole-v1 observes 4 numbers and has 2 actions
     "dqn_cartpole": {"model": lambda: MLP((4, 256, 256, 2))},
     "policy_gradient_cartpole": {"model": lambda: MLP((4, 64, 64, 2), nn.Tanh)},
+    "cnn_lstm_moving_shapes": {"model": CNNLSTM},
 }
 
 
