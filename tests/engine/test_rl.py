@@ -45,7 +45,7 @@ def test_dqn_logs_every_epoch_with_the_rl_fields():
     for h in history:
         assert h["episodes"] >= 1
         assert math.isfinite(h["mean_return"]) and h["mean_return"] >= 8  # CartPole's floor
-        assert 0.04 <= h["epsilon"] <= 1.0
+        assert 0.01 <= h["epsilon"] <= 1.0
     assert math.isnan(history[0]["train_loss"]) or history[0]["train_loss"] >= 0
     assert math.isfinite(history[-1]["train_loss"])  # updates ran after learning_starts
     assert history[0]["epsilon"] > history[-1]["epsilon"]  # the schedule falls
