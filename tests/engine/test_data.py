@@ -53,7 +53,8 @@ def test_import_does_not_pull_torch_or_sklearn():
 
 def test_registry_lists_every_builtin():
     assert set(BUILTIN_DATASETS) == {"spirals", "moons", "circles", "xor", "blobs", "sine",
-                                     "sine_sequence", "parity", "digits", "shapes", "ring"}
+                                     "sine_sequence", "parity", "digits", "shapes", "moving_shapes",
+                                     "ring"}
     assert IMPORTERS == ("csv", "npz", "npy", "idx", "image_folder")
     assert set(IMPORTER_PARAMS) == set(IMPORTERS)
     for name, spec in BUILTIN_DATASETS.items():
