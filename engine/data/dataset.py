@@ -18,8 +18,9 @@ from engine.data.common import (RawData, check_seed, check_val_split, fail, reso
                                 rng_for)
 from engine.data.importers import IMPORTER_PARAMS, IMPORTER_RULES, IMPORTERS, LOADERS
 from engine.data.importers import open_table as importer_table
-from engine.data.source import (ArrayTable, DataSource, StreamedSource, choose_in_memory,
+from engine.data.source import (DataSource, StreamedSource, choose_in_memory,
                                 default_workers, read_all, source_kinds, split_memory_params)
+from engine.data.tables import ArrayTable
 from engine.errors import DataError
 
 KNOWN_DATASETS = (*BUILTIN_DATASETS, *IMPORTERS)  # and the names registered in SOURCE_KINDS

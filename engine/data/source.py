@@ -401,28 +401,3 @@ class StreamedSource(DataSource):
         return (f"StreamedSource({self.name!r}, kind={self.kind!r}, train={self.train_size}, "
                 f"val={self.val_size}, shapes={self.shapes}, workers={self.workers})")
 
-
-class ArrayTable:
-    """A sample table over arrays already in memory (a built-in set, an importer's RawData)."""
-
-    in_memory = True
-
-    def __init__(self, raw):
-        self.raw = raw
-        self.kind, self.num_classes, self.class_names = raw.kind, raw.num_classes, raw.class_names
-        self.feature_names, self.task_hint, self.source = raw.feature_names, raw.task_hint, \
-            raw.source
-        self.shapes = {"x": tuple(raw.x.shape[1:])}
-        if raw.y is not None:
-            self.shapes["y"] = tuple(raw.y.shape[1:])
-
-    def __len__(self) -> int:
-        return len(self.raw.x)
-
-    def sample_nbytes(self) -> int:
-        per = math.prod(self.shapes["x"]) * 4
-        return per + (math.prod(self.shapes["y"]) * 4 if "y" in self.shapes else 0)
-
-    def get(self, indices: np.ndarray) -> tuple:
-        y = self.raw.y
-        return self.raw.x[indices], None if y is None else y[indices]
