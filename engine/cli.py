@@ -116,18 +116,21 @@ def _summary(args) -> int:
 
 
 def _model_summary(graph, shapes) -> dict:
-    from .layers.spec import full_shape
+    from .layers.spec import full_shape, graph_full_shape
+
+    def whole(shape):
+        return graph_full_shape(shape) or list(full_shape(shape))
 
     layers = []
     for node in graph.nodes():
         info = shapes.info[node.id]
         shape = info.out_shape
         layer = {"id": node.id, "type": node.type,
-                 "output_shape": list(full_shape(shape)) if shape is not None else None,
+                 "output_shape": whole(shape) if shape is not None else None,
                  "params": info.stats.params, "trainable_params": info.stats.trainable,
                  "macs": info.stats.macs}
         if len(info.out_shapes) > 1:
-            layer["output_shapes"] = {p: list(full_shape(s)) for p, s in info.out_shapes.items()}
+            layer["output_shapes"] = {p: whole(s) for p, s in info.out_shapes.items()}
         if info.error:
             layer["error"] = info.error
         layers.append(layer)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from .events import Event
 from .graph import Edge, Graph
 from .layers import ShapeError, Stats, fmt_shape
-from .layers.spec import FrameShape
+from .layers.spec import FrameShape, NodeShape, graph_label, graph_level
 from .layers.rules import In
 
 _NO_STATS = Stats()
@@ -166,6 +166,9 @@ class ShapeInference:
         if missing is not None:
             return NodeInfo(params=params, in_shapes=ins, error=missing or None)
         frames = {getattr(shape, "frames", None) for shapes in ins.values() for shape in shapes}
+        graph_problem, per_nodes = self._graph_levels(node.type, spec, ins)
+        if graph_problem:
+            return NodeInfo(params=params, in_shapes=ins, error=graph_problem)
         if node.type == "Output":
             if frames - {None}:
                 return NodeInfo(params=params, in_shapes=ins,
@@ -183,12 +186,46 @@ class ShapeInference:
             if per_frame is not None:
                 outs = {port: FrameShape.of(shape, per_frame) for port, shape in outs.items()}
                 stats = Stats(stats.params, stats.trainable, stats.macs * per_frame)
+            if per_nodes is not None:
+                outs = {port: NodeShape.of(shape, per_nodes) for port, shape in outs.items()}
+                stats = Stats(stats.params, stats.trainable, stats.macs * max(per_nodes, 1))
         except ShapeError as exc:
             return NodeInfo(params=params, in_shapes=ins, error=str(exc))
         except Exception as exc:  # a bug in a rule must not take the editor down
             return NodeInfo(params=params, in_shapes=ins,
                             error=f"internal error in the {node.type} shape rule: {exc!r}")
         return NodeInfo(params, ins, outs, None, stats)
+
+    @staticmethod
+    def _graph_levels(node_type: str, spec, ins: dict) -> tuple[str | None, int | None]:
+        """(a problem, or None; N when the node runs on every node of a graph, else None).
+
+        A graph layer (``spec.extra['graph']``) checks its own ports. Any other layer may take
+        node features (it runs per node, the nodes in the batch dimension) but not together
+        with per-graph tensors, and no edge_index."""
+        given = [s for shapes in ins.values() for s in shapes]
+        levels = {graph_level(s) for s in given}
+        if "graph" in spec.extra or levels == {None}:
+            return None, None
+        if "edges" in levels:
+            src = next(s for s in given if graph_level(s) == "edges")
+            where = "be a model output" if node_type == "Output" else "feed this layer"
+            return (f"takes the edge_index ({graph_label(src)}) from {src.src}; an edge_index "
+                    f"cannot {where}: wire it to the edge_index port of a graph layer (GCNConv, "
+                    "GATConv, SAGEConv, GINConv)"), None
+        if None in levels:
+            nodes = next(s for s in given if graph_level(s) == "nodes")
+            other = next(s for s in given if graph_level(s) is None)
+            return (f"mixes node features ({graph_label(nodes)} from {nodes.src}) with a "
+                    f"per-sample tensor ({fmt_shape(other)} from {other.src}); pool the nodes "
+                    "into one vector per graph with GraphPool first"), None
+        counts = {s.nodes for s in given}
+        if len(counts) > 1:
+            return ("mixes node features of graphs with different node counts (" + ", ".join(
+                f"{graph_label(s)} from {s.src}" for s in given) + ")"), None
+        if node_type == "Output":
+            return None, None
+        return None, counts.pop()
 
     @staticmethod
     def _mixed_frames(ins: dict) -> str:
@@ -214,7 +251,8 @@ class ShapeInference:
             shape = self.input_shapes[key]
         elif -1 in shape:
             return NodeInfo(params, error=f"shape {fmt_shape(shape)} may not contain -1")
-        return NodeInfo(params, out_shapes={"out": tuple(shape)})
+        # a graph's fields keep their marks (node features N×F, edge_index 2×E)
+        return NodeInfo(params, out_shapes={"out": shape if graph_level(shape) else tuple(shape)})
 
     def _gather(self, node_id: str, spec) -> tuple[dict, str | None]:
         """Input shapes per port; the second item is None when all are known, '' when an

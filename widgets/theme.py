@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from PySide6.QtGui import QColor
 
+from engine.layers.spec import graph_label
+
 # One hue per catalog category, far enough apart to tell at a glance.
 CATEGORY_COLORS: dict[str, str] = {
     "I/O": "#5b6b7f",
@@ -17,6 +19,7 @@ CATEGORY_COLORS: dict[str, str] = {
     "Attention": "#c2409f",
     "Merge": "#8a9a1e",
     "Generative": "#e0672b",
+    "Graph": "#9a6b3f",
 }
 _FALLBACK = "#7a8290"
 
@@ -94,6 +97,9 @@ def format_shape(shape) -> str:
     """A per-sample shape as a short label: ``1×28×28``, ``32``; ``?`` when unknown."""
     if shape is None:
         return "?"
+    label = graph_label(shape)  # a graph's node features N×F, its edge_index 2×E
+    if label is not None:
+        return label
     frames = getattr(shape, "frames", None)
     if frames:  # one frame of a per-frame chain: the wire carries all T frames
         shape = (frames, *shape)

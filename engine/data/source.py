@@ -52,7 +52,7 @@ MEMORY_RULES: dict[str, Rule] = {
     "workers": Rule("int", 0, 64),
 }
 READ_CHUNK = 512  # samples per worker task while reading a set into memory
-EXTRA_KINDS = ("engine.data.environment", "engine.data.graphs")
+EXTRA_KINDS = ("engine.data.environment", "engine.data.graphs", "engine.data.graph_files")
 
 
 @dataclass

@@ -42,10 +42,13 @@ class ExportJob:
 
 
 def example_inputs(model, graph, shapes, batch: int, seed: int = 0) -> tuple:
-    """Seeded random inputs of ``batch`` samples; token ids where an Embedding reads them."""
+    """Seeded random inputs of ``batch`` samples; token ids where an Embedding reads them; for
+    a graph model, ``batch`` random small graphs (see :func:`graph_example_inputs`)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed * 1000 + batch)
+    if is_graph_model(model, shapes):
+        return graph_example_inputs(model, shapes, batch, gen)
     inputs = []
     for node_id in model.input_names:
         shape = (batch, *shapes.info[node_id].out_shapes["out"])
@@ -55,6 +58,65 @@ def example_inputs(model, graph, shapes, batch: int, seed: int = 0) -> tuple:
         else:
             inputs.append(torch.randn(shape, generator=gen))
     return tuple(inputs)
+
+
+def _input_level(model, shapes, node_id: str):
+    from ..layers.spec import graph_level
+
+    return graph_level(shapes.info[node_id].out_shapes["out"])
+
+
+def is_graph_model(model, shapes) -> bool:
+    """True when an Input reads a graph's fields (node features, edge_index, batch)."""
+    return any(_input_level(model, shapes, n) for n in model.input_names)
+
+
+def graph_example_inputs(model, shapes, graphs: int, gen) -> tuple:
+    """``graphs`` random graphs of 3 to 8 nodes in one PyG-style batch: node features
+    (N, F) for each node-feature Input, an int64 edge_index (2, E) of both directions of random
+    edges within each graph, and the int64 graph id of every node for a per-node scalar Input
+    (``batch``)."""
+    import torch
+
+    sizes = torch.randint(3, 9, (graphs,), generator=gen)
+    starts = torch.cumsum(sizes, 0) - sizes
+    edges = []
+    for start, size in zip(starts.tolist(), sizes.tolist()):
+        ring = torch.arange(size)
+        extra = torch.randint(0, size, (2, size), generator=gen)
+        pairs = torch.cat([torch.stack([ring, (ring + 1) % size]), extra], dim=1) + start
+        edges.append(torch.cat([pairs, pairs.flip(0)], dim=1))
+    edge_index = torch.cat(edges, dim=1)
+    owner = torch.repeat_interleave(torch.arange(graphs), sizes)
+    nodes = int(sizes.sum())
+    inputs = []
+    for node_id in model.input_names:
+        shape = shapes.info[node_id].out_shapes["out"]
+        level = _input_level(model, shapes, node_id)
+        if level == "edges":
+            inputs.append(edge_index)
+        elif level == "nodes" and len(shape) == 0:
+            inputs.append(owner)
+        elif level == "nodes":
+            inputs.append(torch.randn((nodes, *shape), generator=gen))
+        else:
+            inputs.append(torch.randn((graphs, *shape), generator=gen))
+    return tuple(inputs)
+
+
+def dynamic_axes(job) -> dict:
+    """ONNX's dynamic axes: the batch of every input and output; for a graph model the node
+    count of node features and ``batch``, the edge count of ``edge_index`` and the rows of
+    every output (nodes or graphs)."""
+    ins, outs = list(job.model.input_names), list(job.model.output_names)
+    if job.shapes is None or not is_graph_model(job.model, job.shapes):
+        return {n: {0: "batch"} for n in ins + outs}
+    axes = {}
+    for n in ins:
+        level = _input_level(job.model, job.shapes, n)
+        axes[n] = {1: "edges"} if level == "edges" else {0: "nodes" if level else "batch"}
+    axes.update({n: {0: f"{n}_rows"} for n in outs})
+    return axes
 
 
 def _vocabulary(graph, shapes, node_id: str) -> int | None:
@@ -194,13 +256,24 @@ def write_torchscript(job: ExportJob, path) -> dict:
     return {"method": how, "max_abs_diff": diff}
 
 
+def _reloaded(module):
+    """``module`` saved and loaded again: some scripted modules save but do not load (PyG's
+    GCNConv: a type that differs between branches), and those must be traced instead."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer)
+
+
 def _script_or_trace(job: ExportJob):
     """``torch.jit.script`` when it reproduces the model; otherwise a checked trace."""
     import torch
 
     with quiet():
         try:
-            scripted = torch.jit.script(job.model)
+            scripted = _reloaded(torch.jit.script(job.model))
             if max_difference(scripted, job.model, job.make_inputs) <= TOLERANCE["torchscript"]:
                 return scripted, "script"
             reason = "the scripted module gives other outputs"
@@ -252,8 +325,7 @@ def _export_onnx(job: ExportJob, tmp) -> str:
     with silenced():
         try:
             torch.onnx.export(job.model, example, str(tmp), input_names=ins, output_names=outs,
-                              opset_version=OPSET, dynamo=False,
-                              dynamic_axes={n: {0: "batch"} for n in ins + outs})
+                              opset_version=OPSET, dynamo=False, dynamic_axes=dynamic_axes(job))
             return "torchscript"
         except Exception as exc:
             first = exc

@@ -41,6 +41,8 @@ def write_python(job: ExportJob, folder) -> dict:
     config = training_config(job)
     if job.project.environment:
         return _write_policy(job, config, folder)
+    if _is_graph_project(job, config):
+        return _write_graph_model(job, config, folder)
     dataset = _dataset(job)
     task = choose_task(job, config, dataset)
     classes = {job.name: "Model"}
@@ -84,6 +86,43 @@ def _write_policy(job: ExportJob, config, folder) -> dict:
     return {"max_abs_diff": diff, "task": task}
 
 
+GRAPH_TASKS = ("node_classification", "graph_classification")
+
+
+def _is_graph_project(job: ExportJob, config) -> bool:
+    from .formats import is_graph_model
+
+    return config.task in GRAPH_TASKS or (job.shapes is not None
+                                          and is_graph_model(job.model, job.shapes))
+
+
+def _write_graph_model(job: ExportJob, config, folder) -> dict:
+    """A graph network: model.py, weights.pt and a README that shows how to run it on a
+    graph; no train.py (its batching of graphs is torch_geometric's, not plain PyTorch)."""
+    import torch
+
+    task = config.task or "node_classification"
+    source = render_model(job, {job.name: "Model"})
+    diff = _check_model_source(source, job)
+    names = ", ".join(job.model.input_names)
+    readme = "\n".join([
+        f"# {safe_text(job.project.name)}: model {safe_text(job.name)!r}", "",
+        f"Exported by Layerlab: a graph network for {task.replace('_', ' ')}. `model.py` needs "
+        "torch and torch_geometric; `weights.pt` holds the trained weights.", "",
+        "```python", "import torch", "from model import Model", "",
+        "model = Model()", 'model.load_state_dict(torch.load("weights.pt", weights_only=True))',
+        "model.eval()",
+        f"out = model({names})  # x: (N, F) float, edge_index: (2, E) int64"
+        + (", batch: (N,) int64 graph ids" if "batch" in names else ""),
+        "```", "",
+        "There is no train.py for graph tasks: train the project with `layerlab train`.", ""])
+    with staged_folder(folder) as tmp:
+        (tmp / "model.py").write_text(source, encoding="utf-8")
+        torch.save(plain_state_dict(job.model), tmp / "weights.pt")
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
+    return {"max_abs_diff": diff, "task": task}
+
+
 # -- model.py -----------------------------------------------------------------------------------
 def render_model(job: ExportJob, classes: dict[str, str]) -> str:
     """The text of model.py: torch imports, the helper classes used, one class per model."""
@@ -96,8 +135,16 @@ def render_model(job: ExportJob, classes: dict[str, str]) -> str:
         helpers.update(used)
         needs_math |= names & {"inf", "nan"}
         bodies.append(_class_text(classes[name], job.project.name, name, init, forward))
+    pyg = any(line.split(" = ", 1)[-1].startswith("pyg.") for body in bodies
+              for line in body.splitlines())
+    needs = "torch and torch_geometric" if pyg or any(
+        "torch_geometric" in text for text in helpers.values()) else "only torch"
     head = [f'"""{safe_text(job.project.name)}: model {safe_text(job.name)!r}, {MARKER}.',
-            "", 'Plain PyTorch: needs only torch.\n"""', "import torch", "import torch.nn as nn"]
+            "", f'Plain PyTorch: needs {needs}.\n"""', "import torch", "import torch.nn as nn"]
+    if any("Optional[" in text for text in helpers.values()):
+        head[3:3] = ["from typing import Optional", ""]
+    if pyg:
+        head.append("import torch_geometric.nn as pyg")
     if needs_math:
         head.insert(3, f"from math import {', '.join(sorted(needs_math))}")
     parts = ["\n".join(head)] + [text.rstrip() for text in helpers.values()]
@@ -122,7 +169,7 @@ def _init_lines(model, graph, shapes, taken: dict) -> tuple[list[str], dict]:
             lines.append(f"self.{attr} = {name}()")
             continue
         lines.append(f"self.{attr} = {_code(call, node.id)}")
-        if not isinstance(call, OpaqueCall) and not call.cls.startswith("nn."):
+        if not isinstance(call, OpaqueCall) and not call.cls.startswith(("nn.", "pyg.")):
             used[call.cls] = inspect.getsource(getattr(modules, call.cls))
     return lines, used
 

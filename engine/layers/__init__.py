@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from ..errors import UnknownLayerError
-from . import activations, attention, conv, core, frames, merge, opaque, recurrent
+from . import activations, attention, conv, core, frames, graph, merge, opaque, recurrent
 from .spec import REQUIRED, InPort, LayerSpec, ModuleCall, Param, ShapeError, Stats, fmt_shape
 
 CATEGORIES = ("I/O", "Core", "Activations", "Convolution", "Pooling", "Normalization",
-              "Recurrent", "Attention", "Merge", "Generative")
+              "Recurrent", "Attention", "Merge", "Generative", "Graph")
 
 CATALOG: dict[str, LayerSpec] = {
     spec.type: spec
-    for module in (core, activations, conv, recurrent, frames, attention, merge, opaque)
+    for module in (core, activations, conv, recurrent, frames, attention, merge, graph, opaque)
     for spec in module.SPECS
 }
 

@@ -1,8 +1,11 @@
 """Torch modules for the layers torch.nn lacks.
 
-This file imports nothing but torch: the Python exporter copies these classes verbatim into the
-``model.py`` it writes, so an exported model stands alone.
+This file imports nothing but torch (``GIN`` imports torch_geometric when it is built): the Python
+exporter copies these classes verbatim into the ``model.py`` it writes, so an exported model
+stands alone.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 
@@ -131,3 +134,56 @@ class UnfoldFrames(nn.Module):
 
     def extra_repr(self):
         return f"frames={self.frames}"
+
+
+class GIN(nn.Module):
+    """A graph isomorphism layer: PyG's ``GINConv`` around a Linear-ReLU-Linear MLP,
+    ``mlp((1 + eps) * x_i + sum of x_j over the neighbours j)``."""
+
+    def __init__(self, in_channels, out_channels, hidden, train_eps=False, eps=0.0):
+        super().__init__()
+        from torch_geometric.nn import GINConv
+
+        mlp = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(),
+                            nn.Linear(hidden, out_channels))
+        self.conv = GINConv(mlp, eps=eps, train_eps=train_eps)
+
+    def forward(self, x, edge_index):
+        return self.conv(x, edge_index)
+
+
+class GraphPool(nn.Module):
+    """One vector per graph: the mean, max or sum of the features of its nodes.
+
+    ``batch`` holds the graph of every node (0, 0, 1, 1, 1, 2, ...), as PyG batches graphs;
+    without it all nodes form one graph. Written with ``scatter_add`` / ``scatter_reduce`` (what
+    PyG's ``global_*_pool`` runs) so that the module needs only torch and exports to TorchScript and
+    ONNX with a graph count that varies from call to call.
+    """
+
+    def __init__(self, mode="mean"):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x, batch: Optional[torch.Tensor] = None):
+        if batch is None:
+            if self.mode == "max":
+                return x.amax(dim=0, keepdim=True)
+            if self.mode == "sum":
+                return x.sum(dim=0, keepdim=True)
+            return x.mean(dim=0, keepdim=True)
+        index = batch.unsqueeze(1).expand(x.shape[0], x.shape[1])
+        # N rows (there are never more graphs than nodes), then the first max(batch) + 1
+        rows = torch.zeros_like(x)
+        if self.mode == "max":
+            out = rows.scatter_reduce(0, index, x, "amax", include_self=False)
+        else:
+            out = rows.scatter_add(0, index, x)
+            if self.mode == "mean":
+                ones = torch.ones_like(x[:, :1])
+                count = torch.zeros_like(ones).scatter_add(0, batch.unsqueeze(1), ones)
+                out = out / count.clamp(min=1.0)
+        return out[: batch.max() + 1]
+
+    def extra_repr(self):
+        return f"mode={self.mode!r}"

@@ -9,12 +9,18 @@ class In(tuple):
 
     src: str = "?"
     frames: int | None = None  # T when the shape is one frame of a per-frame chain
+    graph: str | None = None  # 'nodes' / 'edges' for a graph's fields (NodeShape, EdgeShape)
+    nodes: int = 0
+    edges: int = 0
 
     @classmethod
     def of(cls, shape, src: str) -> "In":
         s = cls(shape)
         s.src = src
         s.frames = getattr(shape, "frames", None) or None
+        s.graph = getattr(shape, "graph", None)
+        s.nodes = getattr(shape, "nodes", 0)
+        s.edges = getattr(shape, "edges", 0)
         return s
 
 

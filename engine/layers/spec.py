@@ -166,8 +166,8 @@ class Stats:
 class ModuleCall:
     """How to build a node's torch module: a class name and its keyword arguments.
 
-    ``cls`` is ``nn.X`` for torch.nn classes or the bare name of a class in
-    :mod:`engine.layers.modules`. The same data builds the module and writes the exported code.
+    ``cls`` is ``nn.X`` for torch.nn classes, ``pyg.X`` for torch_geometric.nn classes or the
+    bare name of a class in :mod:`engine.layers.modules`. The same data builds the module and writes the exported code.
     """
 
     cls: str
@@ -186,6 +186,13 @@ def resolve_class(name: str):
         import torch.nn as nn
 
         return getattr(nn, name[3:])
+    if name.startswith("pyg."):
+        try:
+            import torch_geometric.nn as pyg
+        except ImportError:
+            raise ImportError(f"{name[4:]} needs torch_geometric (pip install "
+                              "torch_geometric)") from None
+        return getattr(pyg, name[4:])
     from . import modules
 
     return getattr(modules, name)
@@ -287,6 +294,62 @@ class FrameShape(tuple):
         return (FrameShape.of, (tuple(self), self.frames))
 
 
+class NodeShape(tuple):
+    """The features of every node of a graph: the tuple is one node's shape (``(F,)`` for node
+    features, ``()`` for a node's label or graph id), ``nodes`` the node count N (0 when it
+    varies, as in a batch of many small graphs).
+
+    The nodes travel in the batch dimension, so a Linear, an activation or a Dropout on node
+    features runs per node with its rules unchanged; wires read ``N×F``.
+    """
+
+    graph = "nodes"
+    nodes: int = 0
+
+    @classmethod
+    def of(cls, shape, nodes: int | None = 0) -> "NodeShape":
+        s = cls(shape)
+        s.nodes = int(nodes or 0)
+        return s
+
+    def __reduce__(self):
+        return (NodeShape.of, (tuple(self), self.nodes))
+
+
+class EdgeShape(tuple):
+    """A graph's ``edge_index``: 2 rows (source, target) of E edges (``edges``; 0 when it
+    varies). It feeds only the ``edge_index`` port of a graph layer."""
+
+    graph = "edges"
+    edges: int = 0
+
+    @classmethod
+    def of(cls, edges: int | None = 0) -> "EdgeShape":
+        s = cls((2,))
+        s.edges = int(edges or 0)
+        return s
+
+    def __reduce__(self):
+        return (EdgeShape.of, (self.edges,))
+
+
+def graph_level(shape) -> str | None:
+    """'nodes' for per-node features, 'edges' for an edge_index, None for anything else
+    (also for a rule's :class:`~engine.layers.rules.In`, which copies the marks)."""
+    return getattr(shape, "graph", None)
+
+
+def graph_label(shape) -> str | None:
+    """``N×F`` / ``34×16`` for node features, ``2×E`` / ``2×156`` for an edge_index; None for
+    another shape."""
+    level = graph_level(shape)
+    if level == "nodes":
+        return "×".join([str(shape.nodes or "N"), *map(str, shape)])
+    if level == "edges":
+        return f"2×{shape.edges or 'E'}"
+    return None
+
+
 def frames_of(shape) -> int | None:
     """T when ``shape`` is one frame of a per-frame chain, else None."""
     return getattr(shape, "frames", None) or None
@@ -300,11 +363,25 @@ def full_shape(shape) -> tuple | None:
     return (frames, *shape) if frames else tuple(shape)
 
 
+def graph_full_shape(shape) -> list | None:
+    """The whole tensor of a graph field as a JSON list: ``[N, F]`` (``"N"`` when N varies),
+    ``[2, E]``; None for a shape that is not a graph's."""
+    level = graph_level(shape)
+    if level == "nodes":
+        return [shape.nodes or "N", *shape]
+    if level == "edges":
+        return [2, shape.edges or "E"]
+    return None
+
+
 def fmt_shape(shape: Shape | None) -> str:
     """A shape as the user reads it: ``(16,)``, ``(1, 28, 28)``; inside a per-frame chain
-    ``(1, 28, 28) per frame``."""
+    ``(1, 28, 28) per frame``; a graph's node features ``34×16``, its edges ``2×E``."""
     if shape is None:
         return "?"
+    label = graph_label(shape)
+    if label is not None:
+        return label
     text = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
     return f"{text} per frame" if frames_of(shape) else text
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from engine.errors import TrainingError
 
 TASKS = ("classification", "regression", "reconstruction", "vae", "gan", "forecasting", "dqn",
-         "policy_gradient")
+         "policy_gradient", "node_classification", "graph_classification")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 

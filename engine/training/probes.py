@@ -315,7 +315,7 @@ def _boundary_grid(trainer, resolution: int):
 
 def _confusion(trainer):
     task = trainer.task
-    if task.name != "classification" or not task.has_val:
+    if task.name not in ("classification", "graph_classification") or not task.has_val:
         return None
     k = task.classes
     counts = torch.zeros(k * k, dtype=torch.int64, device=trainer.device)

@@ -12,6 +12,7 @@ from engine.training.tasks.classification import ClassificationTask
 from engine.training.tasks.dqn import DQNTask
 from engine.training.tasks.forecasting import ForecastingTask
 from engine.training.tasks.gan import GANTask
+from engine.training.tasks.graph import GraphClassificationTask, NodeClassificationTask
 from engine.training.tasks.policy_gradient import PolicyGradientTask
 from engine.training.tasks.reconstruction import ReconstructionTask
 from engine.training.tasks.regression import RegressionTask
@@ -19,11 +20,13 @@ from engine.training.tasks.vae import VAETask
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (
     ClassificationTask, RegressionTask, ReconstructionTask, VAETask, GANTask, ForecastingTask,
-    DQNTask, PolicyGradientTask)}
+    DQNTask, PolicyGradientTask, NodeClassificationTask, GraphClassificationTask)}
 
 _HINTS = {"classification": "classification", "regression": "regression",
           "forecasting": "forecasting", "unlabeled": "reconstruction",
-          "environment": "dqn"}  # an environment without training.task: deep Q-learning
+          "environment": "dqn",  # an environment without training.task: deep Q-learning
+          "node_classification": "node_classification",
+          "graph_classification": "graph_classification"}
 
 
 def choose_task(project, dataset) -> str:
