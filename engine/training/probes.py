@@ -18,6 +18,12 @@ of small numpy arrays (the device is read only then):
 ``boundary``       {"xs", "ys", "classes", "score"} over a grid for 2-D classification
 ``confusion``      (classes, classes) counts on the validation set, rows = true class
                    (epoch ends only)
+``graph``          node_classification: {"pred": (N,) predicted class of every node,
+                   "embedding": (N, 2) PCA of the node features after ``embedding_node``
+                   (default: the last graph layer before the Output), "embedding_node": id};
+                   graph_classification: {"embedding": (G, 2) PCA of the pooled vectors of
+                   the probe graphs, "labels": (G,), "pred": (G,), "embedding_node": id}
+                   (graph=True)
 
 Everything is detached and cut down on the device; only what was asked for is copied. The probe
 batch, the noise and the grid are fixed, and probe passes run in eval mode without gradients and
@@ -35,6 +41,7 @@ import torch
 from engine.training.callbacks import Callback
 from engine.training.tasks import evaluating
 
+GRAPH_TASKS = ("node_classification", "graph_classification")
 PROBE_SEED = 271828  # the fixed noise of sample probes, independent of the training streams
 
 
@@ -91,7 +98,8 @@ class Probes(Callback):
                  samples: bool = False, boundary: bool = False, confusion: bool = False,
                  grad_norms: bool = True, means: bool = True, batch: int = 16,
                  n_samples: int = 64, bins: int = 30, grid: int = 64, max_units: int = 256,
-                 max_channels: int = 16, keep: int = 1000):
+                 max_channels: int = 16, keep: int = 1000, graph: bool = False,
+                 embedding_node: str | None = None):
         self.every = max(1, int(every))
         self.interval = interval
         self.nodes = tuple(nodes)
@@ -100,6 +108,7 @@ class Probes(Callback):
         self.grad_norms, self.means = grad_norms, means
         self.batch, self.n_samples, self.bins, self.grid = batch, n_samples, bins, grid
         self.max_units, self.max_channels, self.keep = max_units, max_channels, keep
+        self.graph, self.embedding_node = graph, embedding_node
         self.latest: dict = {}
         self.version = 0
         self._norms: dict[str, _GradNorms] = {}
@@ -166,6 +175,8 @@ class Probes(Callback):
                 boundary = self._boundary(trainer)
                 if boundary is not None:
                     data["boundary"] = boundary
+            if self.graph and trainer.task.name in GRAPH_TASKS:
+                data["graph"] = _graph_probe(trainer, self.embedding_node, self._inputs)
             if self.confusion and epoch_end:
                 matrix = _confusion(trainer)
                 if matrix is not None:
@@ -324,3 +335,72 @@ def _confusion(trainer):
             pred = task.predict(task.forward(inputs).float())
             counts += torch.bincount(truth * k + pred, minlength=k * k)
     return counts.view(k, k).cpu().numpy()
+
+
+def embedding_candidates(trainer) -> list[str]:
+    """Nodes whose output can be projected: every compiled node that gives one feature vector
+    per node (node_classification) or per graph (graph_classification), in graph order; the
+    last graph layer (or GraphPool) first."""
+    from engine.layers.spec import graph_level
+
+    task = trainer.task
+    graph, shapes = trainer.graphs[task.model_name], trainer.shapes[task.model_name]
+    model = trainer.models[task.model_name]
+    found, preferred = [], None
+    for node_id in graph.topological_order():
+        if node_id not in model.node_attrs:
+            continue
+        shape = shapes.info[node_id].out_shapes.get("out")
+        per_node = graph_level(shape) == "nodes" and len(shape) == 1
+        if task.name == "node_classification" and per_node:
+            found.append(node_id)
+            if graph.node(node_id).spec.extra.get("graph") and node_id not in task.output_feeders:
+                preferred = node_id
+        elif task.name == "graph_classification" and shape is not None and \
+                graph_level(shape) is None and len(shape) == 1:
+            found.append(node_id)
+            if graph.node(node_id).type == "GraphPool":
+                preferred = node_id
+    if preferred is not None:
+        found.remove(preferred)
+        found.insert(0, preferred)
+    return found
+
+
+def _pca2(t) -> np.ndarray:
+    """The first two principal components of the rows of ``t`` (zeros for a missing one)."""
+    t = t.detach().float().reshape(t.shape[0], -1)
+    t = t - t.mean(dim=0, keepdim=True)
+    out = torch.zeros(t.shape[0], 2, device=t.device)
+    if t.shape[0] > 1 and t.shape[1] > 0:
+        q = min(2, t.shape[1], t.shape[0])
+        u, s, _ = torch.linalg.svd(t, full_matrices=False)
+        out[:, :q] = u[:, :q] * s[:q]
+    return out.cpu().numpy()
+
+
+def _graph_probe(trainer, wanted: str | None, inputs: dict) -> dict:
+    task = trainer.task
+    model = trainer.models[task.model_name]
+    candidates = embedding_candidates(trainer)
+    node = wanted if wanted in candidates else (candidates[0] if candidates else None)
+    captured = {}
+    handle = None
+    if node is not None:
+        def hook(module, args, output):
+            captured["out"] = output[0] if isinstance(output, tuple) else output
+        handle = getattr(model, model.node_attrs[node]).register_forward_hook(hook)
+    try:
+        with evaluating(model):
+            out = model(*inputs[task.model_name])
+    finally:
+        if handle is not None:
+            handle.remove()
+    out = out[0] if isinstance(out, tuple) else out
+    data = {"pred": out.argmax(dim=1).cpu().numpy(), "embedding_node": node,
+            "candidates": candidates}
+    if "out" in captured:
+        data["embedding"] = _pca2(captured["out"])
+    if task.name == "graph_classification":
+        data["labels"] = trainer.dataset.collate(task.probe_index)["y"].cpu().numpy()
+    return data

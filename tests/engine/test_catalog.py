@@ -26,6 +26,8 @@ MultiheadAttention TransformerEncoderLayer SequencePool Add Multiply Concat Repa
 SEQ, IMG, SIG = (5, 6), (4, 9, 9), (4, 11)
 # Types that only work in a pair, tested as one in test_frames.py (and Opaque, the importer's).
 PAIRED = {"PerFrame", "MergeFrames"}
+# Graph layers need a graph's fields (node features, edge_index): tested in test_gnn.py.
+GRAPH = {t for t, s in CATALOG.items() if "graph" in s.extra}
 
 # (type, params, {input port: [per-sample shapes]})
 CASES = [
@@ -158,7 +160,7 @@ def test_categories_cover_every_spec():
 
 
 def test_every_type_with_a_module_or_emit_has_a_case():
-    covered = {c[0] for c in CASES} | PAIRED
+    covered = {c[0] for c in CASES} | PAIRED | GRAPH
     missing = [t for t, s in CATALOG.items()
                if (s.module is not None or s.emit is not None) and t not in covered]
     assert not missing
@@ -221,7 +223,7 @@ def test_required_parameters_are_those_torch_has_no_default_for():
 
 
 @pytest.mark.parametrize("type_", sorted(t for t, s in CATALOG.items()
-                                         if s.module and t not in PAIRED | {"Opaque"}))
+                                         if s.module and t not in PAIRED | GRAPH | {"Opaque"}))
 def test_parameter_names_are_torch_names(type_):
     """Every parameter of a spec built from a torch.nn class reaches it under its own name."""
     spec = CATALOG[type_]
@@ -240,7 +242,8 @@ WEIRD = [10**400, -10**400, 1e308, -1e308, -1, 0, 1.5, 2**63, "x", "", [], [1, 2
          [10**400] * 2, [0, 0], [-1], {}, None, True, float("nan"), float("inf")]
 
 
-@pytest.mark.parametrize("type_", sorted(t for t, s in CATALOG.items() if s.params))
+@pytest.mark.parametrize("type_", sorted(t for t, s in CATALOG.items()
+                                         if s.params and t not in GRAPH))
 def test_any_json_parameter_value_gets_a_sentence_not_a_crash(type_):
     case = ("Linear", {"out_features": 3}, {"in": [(4,)]}) if type_ == "Input" else \
         next(c for c in CASES if c[0] == type_)

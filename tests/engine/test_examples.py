@@ -19,6 +19,7 @@ from engine.analysis import analyze
 from engine.cli import main as cli_main
 from engine.compiler import compile_model
 from engine.examples import DEFAULT_EXAMPLE, example_paths
+from engine.export.formats import graph_example_inputs, is_graph_model
 from engine.project import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,6 +189,42 @@ class CNNLSTM(nn.Module):
         return self.head(h[-1])
 
 
+class GCN(nn.Module):
+    """Two graph convolutions (Kipf & Welling, Â = A + 2I) with ReLU and dropout between."""
+
+    def __init__(self, features, hidden, classes):
+        super().__init__()
+        from torch_geometric.nn import GCNConv
+
+        self.gcn1 = GCNConv(features, hidden, improved=True)
+        self.gcn2 = GCNConv(hidden, classes, improved=True)
+
+    def forward(self, x, edge_index):
+        h = nn.functional.dropout(torch.relu(self.gcn1(x, edge_index)), 0.5, self.training)
+        return self.gcn2(h, edge_index)
+
+
+class GIN(nn.Module):
+    """Three GIN layers (Linear-ReLU-Linear MLPs), a sum per graph, a two-layer head."""
+
+    def __init__(self, features=1, width=32, classes=3):
+        super().__init__()
+        from torch_geometric.nn import GINConv, global_add_pool
+
+        def mlp(a):
+            return nn.Sequential(nn.Linear(a, width), nn.ReLU(), nn.Linear(width, width))
+
+        self.convs = nn.ModuleList([GINConv(mlp(features)), GINConv(mlp(width)),
+                                    GINConv(mlp(width))])
+        self.pool = global_add_pool
+        self.fc, self.head = nn.Linear(width, width), nn.Linear(width, classes)
+
+    def forward(self, x, edge_index, batch):
+        for conv in self.convs:
+            x = torch.relu(conv(x, edge_index))
+        return self.head(torch.relu(self.fc(self.pool(x, batch))))
+
+
 HAND_WRITTEN = {
     "perceptron": {"model": Perceptron},
     "mlp_spirals": {"model": lambda: MLP((2, 64, 64, 2))},
@@ -208,6 +245,10 @@ HAND_WRITTEN = {
     "dqn_cartpole": {"model": lambda: MLP((4, 256, 256, 2))},
     "policy_gradient_cartpole": {"model": lambda: MLP((4, 64, 64, 2), nn.Tanh)},
     "cnn_lstm_moving_shapes": {"model": CNNLSTM},
+    # graph networks: karate has 34 one-hot features and 4 communities, sbm 16 features
+    "gcn_karate": {"model": lambda: GCN(34, 16, 4)},
+    "gcn_sbm": {"model": lambda: GCN(16, 16, 4)},
+    "gin_graph_classes": {"model": GIN},
 }
 
 
@@ -276,10 +317,13 @@ def test_compiled_outputs_equal_the_hand_written_network(path):
         compiled = compile_model(project.models[name], results[name]).eval()
         hand = make().eval()
         copy_weights(compiled, hand)
-        (input_id,) = compiled.input_names
-        x = sample_input(results[name].info[input_id].out_shape)
+        if is_graph_model(compiled, results[name]):  # 5 random graphs, PyG-style batched
+            xs = graph_example_inputs(compiled, results[name], 5, torch.Generator())
+        else:
+            (input_id,) = compiled.input_names
+            xs = (sample_input(results[name].info[input_id].out_shape),)
         with torch.no_grad():
-            expected, got = hand(x), compiled(x)
+            expected, got = hand(*xs), compiled(*xs)
         assert got.shape == expected.shape
         assert torch.allclose(got, expected, atol=1e-6, rtol=0), (name, (got - expected).abs().max())
 

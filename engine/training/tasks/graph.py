@@ -52,6 +52,7 @@ class NodeClassificationTask(Task):
         self.model = trainer.models[self.model_name]
         self.net = trainer.train_models[self.model_name]
         self.output_node = self.model.output_names[0]
+        self.output_feeders = set(trainer.graphs[self.model_name].predecessors(self.output_node))
         self.classes = ds.num_classes
         self.out_shape = output_shape(trainer, self.model_name)
         self._check_output()
@@ -132,10 +133,14 @@ class NodeClassificationTask(Task):
         return {self.model_name: self.inputs}  # the whole graph: a graph is not cut
 
 
+PROBE_GRAPHS = 200  # graphs in the probe batch (their pooled vectors are projected live)
+
+
 class GraphClassificationTask(ClassificationTask):
     """Classify whole graphs from batches of many small graphs."""
 
     name = "graph_classification"
+    output_feeders: set = set()
 
     def __init__(self, trainer):
         _single_process(trainer, self.name)
@@ -160,5 +165,6 @@ class GraphClassificationTask(ClassificationTask):
 
     def probe_inputs(self, n: int) -> dict:
         index = self.dataset.val_index if self.has_val else self.dataset.train_index
-        fields = self.dataset.collate(index[:n])
+        self.probe_index = index[:max(n, PROBE_GRAPHS)]
+        fields = self.dataset.collate(self.probe_index)
         return {self.model_name: tuple(fields[k] for k in self.keys)}
