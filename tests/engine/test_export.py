@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from engine.compiler import CompileError, compile_model
 from engine.errors import ExportError
 from engine.examples import example_paths
+from engine.export.formats import graph_example_inputs, is_graph_model
 from engine.export import FORMATS, export_model, pick_model
 from engine.export import formats as formats_module
 from engine.export import pycode as pycode_module
@@ -66,6 +67,8 @@ def engine_model(project, name: str, weights: Path):
 def random_inputs(project, name: str, model, batch: int) -> tuple:
     shapes = infer_shapes(project.models[name], project.input_shapes())
     gen = torch.Generator().manual_seed(100 + batch)
+    if is_graph_model(model, shapes):  # `batch` random graphs, batched as PyG does
+        return graph_example_inputs(model, shapes, batch, gen)
     return tuple(torch.randn(batch, *shapes.info[n].out_shapes["out"], generator=gen)
                  for n in model.input_names)
 
@@ -128,7 +131,8 @@ def test_every_example_exports_and_agrees(case, fmt, tmp_path, weights_dir):
 def _onnx_runner(out, project, name):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
-    assert all(isinstance(i.shape[0], str) for i in inputs)  # a dynamic batch axis
+    # a dynamic batch axis (a graph's edge_index: its edge count)
+    assert all(isinstance(i.shape[0], str) or isinstance(i.shape[1], str) for i in inputs)
     return (lambda *xs: session.run(None, {i.name: x.numpy() for i, x in zip(inputs, xs)})), 1e-4
 
 
@@ -144,6 +148,15 @@ def _python_runner(out, project, name):
             ["README.md", "model.py", "play.py", "weights.pt"]
         assert _imported_modules(out / "play.py") <= {
             "argparse", "json", "gymnasium", "numpy", "torch", "model"}
+    elif project.training.get("task") in ("node_classification", "graph_classification"):
+        # a graph network: model.py (torch + torch_geometric), weights, a README; no train.py
+        assert sorted(p.name for p in out.iterdir()) == ["README.md", "model.py", "weights.pt"]
+        assert _imported_modules(out / "model.py") <= {
+            "torch", "torch.nn", "torch_geometric.nn", "typing", "math"}
+        module = import_file(out / "model.py", f"layerlab_test_model_{uuid.uuid4().hex}")
+        model = module.Model()
+        model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
+        return model.eval(), 1e-5
     else:
         assert sorted(p.name for p in out.iterdir()) == sorted(
             ["model.py", "weights.pt", "train.py", "data.pt", "README.md"]
