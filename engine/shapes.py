@@ -205,7 +205,7 @@ class ShapeInference:
         with per-graph tensors, and no edge_index."""
         given = [s for shapes in ins.values() for s in shapes]
         levels = {graph_level(s) for s in given}
-        if "graph" in spec.extra or levels == {None}:
+        if "graph" in spec.extra or levels <= {None}:
             return None, None
         if "edges" in levels:
             src = next(s for s in given if graph_level(s) == "edges")

@@ -57,8 +57,7 @@ class GIN(nn.Module):
         def mlp(a):
             return nn.Sequential(nn.Linear(a, width), nn.ReLU(), nn.Linear(width, width))
 
-        self.convs = nn.ModuleList([GINConv(mlp(features)), GINConv(mlp(width)),
-                                    GINConv(mlp(width))])
+        self.convs = nn.ModuleList([GINConv(mlp(features)), GINConv(mlp(width))])
         self.pool = global_add_pool
         self.fc, self.head = nn.Linear(width, width), nn.Linear(width, classes)
 

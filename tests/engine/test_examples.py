@@ -205,7 +205,7 @@ class GCN(nn.Module):
 
 
 class GIN(nn.Module):
-    """Three GIN layers (Linear-ReLU-Linear MLPs), a sum per graph, a two-layer head."""
+    """Two GIN layers (Linear-ReLU-Linear MLPs), a sum per graph, a two-layer head."""
 
     def __init__(self, features=1, width=32, classes=3):
         super().__init__()
@@ -214,8 +214,7 @@ class GIN(nn.Module):
         def mlp(a):
             return nn.Sequential(nn.Linear(a, width), nn.ReLU(), nn.Linear(width, width))
 
-        self.convs = nn.ModuleList([GINConv(mlp(features)), GINConv(mlp(width)),
-                                    GINConv(mlp(width))])
+        self.convs = nn.ModuleList([GINConv(mlp(features)), GINConv(mlp(width))])
         self.pool = global_add_pool
         self.fc, self.head = nn.Linear(width, width), nn.Linear(width, classes)
 

@@ -71,7 +71,8 @@ def test_unknown_keys_are_kept_and_misspellings_warned():
     ({"seed": 1.5}, "training.seed: must be a whole number of at least 0; got 1.5"),
     ({"task": "clasification"},
      "training.task: must be one of classification, regression, reconstruction, vae, gan, "
-     "forecasting, dqn, policy_gradient; got \"clasification\" (did you mean 'classification'?)"),
+     "forecasting, dqn, policy_gradient, node_classification, graph_classification; got "
+     "\"clasification\" (did you mean 'classification'?)"),
     ({"loss": "MSE Los"}, "training.loss: unknown loss \"MSE Los\""),
     ({"loss": {"type": "HuberLoss", "delta": 0}},
      "training.loss.delta: must be a positive number; got 0"),
