@@ -1,8 +1,8 @@
 """Layerlab: ``python main.py [PROJECT]`` opens the window; ``python main.py COMMAND ...`` runs
-the command line (check, summary, train, export)."""
+the command line (check, summary, train, export, import, runs, sweep)."""
 import sys
 
-CLI_COMMANDS = ("check", "summary", "train", "export", "import")
+CLI_COMMANDS = ("check", "summary", "train", "export", "import", "runs", "sweep")
 
 
 def main(argv=None) -> int:

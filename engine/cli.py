@@ -20,6 +20,8 @@ COMMANDS = {
     "train": "engine.training_cli",
     "export": "engine.export_cli",
     "import": "engine.import_cli",
+    "runs": "engine.runs_cli",
+    "sweep": "engine.sweep_cli",
 }
 
 

@@ -47,6 +47,8 @@ def add_parser(sub, command: str) -> None:
                    "starts (gloo on CPU, nccl on CUDA); batch_size is per process")
     p.add_argument("--tensorboard", nargs="?", const=True, metavar="DIR",
                    help="write TensorBoard event files to DIR (default: OUT/tensorboard)")
+    p.add_argument("--no-record", action="store_true",
+                   help="do not record the run in the project's run history (runs/STEM/ID)")
 
 
 def default_out(project_path: str) -> Path:
@@ -109,6 +111,10 @@ def _train(args, project, config, strategy, notes=()) -> int:
     out = Path(args.out) if args.out else default_out(args.project)
     device = str(strategy.device) if strategy is not None else args.device
     callbacks = _callbacks(args, project, config, out) if main else []
+    if main and not getattr(args, "no_record", False):
+        from .runs import RunRecorder
+
+        callbacks.append(RunRecorder(project, source="cli"))
     trainer = Trainer(project, device=device, seed=args.seed, epochs=args.epochs,
                       out_dir=out, callbacks=callbacks, resume_from=args.resume,
                       strategy=strategy)

@@ -4,6 +4,12 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# runs recorded by tests (train commands, the window) go to a scratch folder, not beside the
+# examples; tests about the run history set their own
+if "LAYERLAB_RUNS_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["LAYERLAB_RUNS_DIR"] = tempfile.mkdtemp(prefix="layerlab-test-runs-")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 

@@ -62,9 +62,12 @@ class TrainingWorker(QObject):
 
         if self.threads:
             torch.set_num_threads(self.threads)
+        from engine.runs import RunRecorder
+
+        self.recorder = RunRecorder(self.project, source="window")
         trainer = Trainer(self.project, device=self.device, epochs=self.epochs,
-                          callbacks=self.callbacks + self._tensorboard(), log_every=self.log_every,
-                          progress=self._data_progress)
+                          callbacks=self.callbacks + self._tensorboard() + [self.recorder],
+                          log_every=self.log_every, progress=self._data_progress)
         with self._lock:
             self.trainer = trainer
             if self._paused:
