@@ -135,12 +135,12 @@ def parse_space(text: str) -> Space:
 
 # -- applying values to a project -------------------------------------------------------------
 def apply_values(data: dict, values: dict) -> dict:
-    """A copy of the project dict ``data`` with the searched ``values`` ({key: value}) set.
-    Structure first (repeats, removals, type swaps), then parameters."""
+    """A copy of the project dict ``data`` with the searched ``values`` ({key: value}) set:
+    types and parameters first (so that the copies of a repeated chain have them too), then
+    repeats, then skipped layers."""
     data = copy.deepcopy(data)
-    order = sorted(values, key=lambda k: (0 if k.endswith(".repeat") else
-                                          1 if k.endswith(".include") else
-                                          2 if k.endswith(".type") else 3))
+    order = sorted(values, key=lambda k: (1 if k.endswith(".repeat") and ".." in k else
+                                          2 if k.endswith(".include") else 0))
     for key in order:
         _apply(data, key, values[key])
     return data
