@@ -17,7 +17,8 @@ start time and a random tail, ``20261207-041500-3f2a``, so ids sort by date. A r
 ``weights.pt``     the final weights, ``{model name: state_dict}``
 ``best.pt``        the weights of the best epoch by ``monitor``
 
-``run.json`` and the weights are written atomically (a temporary file, then a rename); the JSON
+``run.json`` and the weights are written atomically (a temporary file, then a rename; while
+training at most every 2 s, so that short epochs do not wait for the disk); the JSON
 lines are appended and flushed line by line, so a crash loses at most the line being written
 (readers skip an unfinished last line). :func:`list_runs` reads them back; ``main.py runs
 PROJECT [--json]`` prints them. This module imports no Qt; torch only to save weights.
@@ -33,12 +34,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .project import atomic_write, project_to_dict
+from .project import project_to_dict
 
 RUNS_ENV = "LAYERLAB_RUNS_DIR"
 SUFFIX = ".layerlab.json"
 RUN_FILE = "run.json"
 HEARTBEAT_S = 30.0  # how often a running run rewrites run.json at the latest
+SAVE_EVERY_S = 2.0  # run.json and best.pt are rewritten at most this often while training
 
 
 def project_stem(project) -> str:
@@ -83,6 +85,20 @@ def _clean(value):
     return value
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """A temporary file renamed over ``path``: a reader (or a crash of this process) sees the
+    old file or the new one, never half. No fsync: a run's files guard against a crashed
+    process, not a lost disk, and a sweep's short trials must not wait for the disk."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _write_json(path: Path, data: dict) -> None:
     atomic_write(path, (json.dumps(_clean(data), indent=1) + "\n").encode("utf-8"))
 
@@ -111,6 +127,8 @@ class RunRecorder(_callback_base()):
         self.info: dict = {}
         self._epochs = self._steps = None
         self._best_value = None
+        self._best_state = None  # the best epoch's weights, kept until they are written
+        self._saved = 0.0
         self._beat = 0.0
 
     # -- hooks -------------------------------------------------------------------------------
@@ -164,11 +182,17 @@ class RunRecorder(_callback_base()):
             if better:
                 self._best_value = value
                 self.info["best"] = {**_clean(row), "epoch": epoch}
-                self._save_weights(trainer, "best.pt")
+                self._best_state = _weights(trainer)
         self.info["seconds"] = round(time.perf_counter() - self._start, 3)
-        self._save_info()
+        # a short epoch must not wait for the disk: run.json and best.pt at most every
+        # SAVE_EVERY_S (the epoch lines are always written), and both at the end
+        if time.monotonic() - self._saved >= SAVE_EVERY_S:
+            self._flush_best()
+            self._save_info()
+            self._saved = time.monotonic()
 
     def on_train_end(self, trainer, logs: dict) -> None:
+        self._flush_best()
         self._save_weights(trainer, "weights.pt")
         stopped = logs.get("stopped")
         self.info["status"] = "stopped" if stopped == "stopped" else "finished"
@@ -194,18 +218,17 @@ class RunRecorder(_callback_base()):
             self.info["status"] = "failed"
         self.info["message"] = text[:500]
         self.info["seconds"] = round(time.perf_counter() - self._start, 3)
+        self._flush_best()
         self._save_info()
         self._close()
 
     def _save_weights(self, trainer, name: str) -> None:
-        import io
+        _save(self.run_dir / name, _weights(trainer))
 
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save({n: {k: v.detach().cpu() for k, v in m.state_dict().items()}
-                    for n, m in trainer.models.items()}, buffer)
-        atomic_write(self.run_dir / name, buffer.getvalue())
+    def _flush_best(self) -> None:
+        if self._best_state is not None:
+            _save(self.run_dir / "best.pt", self._best_state)
+            self._best_state = None
 
     def _save_info(self) -> None:
         self.info["heartbeat"] = time.time()
@@ -217,6 +240,22 @@ class RunRecorder(_callback_base()):
             if f is not None:
                 f.close()
         self._epochs = self._steps = None
+
+
+def _weights(trainer) -> dict:
+    """``{model name: state_dict}`` copied to the CPU (a snapshot, not a view)."""
+    return {n: {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
+            for n, m in trainer.models.items()}
+
+
+def _save(path: Path, state: dict) -> None:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def _maximize(metric: str) -> bool:

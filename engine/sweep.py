@@ -456,11 +456,23 @@ def run_worker(project, settings: SweepSettings, emit) -> None:
     study = open_study(project, settings)
     if len(study.trials) >= settings.trials:
         return
+    _warm_up(project, settings)
     study.optimize(objective_for(project, settings, emit), n_trials=settings.trials,
                    timeout=settings.timeout, gc_after_trial=False,
                    callbacks=[MaxTrialsCallback(settings.trials, states=None)],
                    catch=())
     del optuna
+
+
+def _warm_up(project, settings: SweepSettings) -> None:
+    """Build the project's trainer once before the first trial: imports, the first
+    allocations and the data generator's start belong to the worker, not to its first trial."""
+    from .training import Trainer
+
+    try:
+        Trainer(project, device=settings.device, epochs=1).close()
+    except LayerlabError:
+        pass  # the trials will say what is wrong with their variants
 
 
 def best_of(project, settings: SweepSettings) -> dict | None:
