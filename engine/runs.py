@@ -34,6 +34,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .project import atomic_write as _atomic_write
 from .project import project_to_dict
 
 RUNS_ENV = "LAYERLAB_RUNS_DIR"
@@ -86,17 +87,9 @@ def _clean(value):
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """A temporary file renamed over ``path``: a reader (or a crash of this process) sees the
-    old file or the new one, never half. No fsync: a run's files guard against a crashed
-    process, not a lost disk, and a sweep's short trials must not wait for the disk."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Atomic, without fsync: a run's files guard against a crashed process, not a lost disk,
+    and a sweep's short trials must not wait for the disk."""
+    _atomic_write(path, data, fsync=False)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -177,7 +170,7 @@ class RunRecorder(_callback_base()):
         value = row.get(trainer.monitor)
         if isinstance(value, (int, float)) and math.isfinite(value):
             better = self._best_value is None or (
-                value > self._best_value if _maximize(trainer.monitor) else
+                value > self._best_value if maximize(trainer.monitor) else
                 value < self._best_value)
             if better:
                 self._best_value = value
@@ -258,8 +251,9 @@ def _save(path: Path, state: dict) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def _maximize(metric: str) -> bool:
-    return "accuracy" in metric or "return" in metric or metric.endswith(("_r2", "score"))
+def maximize(metric: str) -> bool:
+    """Whether a larger value of the metric is better (accuracy, return)."""
+    return "accuracy" in metric or "return" in metric
 
 
 # -- reading -------------------------------------------------------------------------------------

@@ -324,10 +324,6 @@ def make_pruner(name: str, epochs: int):
     raise SweepError(f"--pruner: must be one of {', '.join(PRUNERS)}; got {name!r}")
 
 
-def maximize(metric: str) -> bool:
-    return "accuracy" in metric or "return" in metric
-
-
 class _Pruning:
     """Reports the metric after every epoch; asks the trainer to stop when Optuna prunes."""
 

@@ -67,8 +67,8 @@ def _emit(row: dict, lock=threading.Lock()) -> None:
 
 
 def run(args) -> int:
-    from .runs import project_stem
-    from .sweep import SweepError, SweepSettings, best_of, maximize, parse_space, run_worker
+    from .runs import maximize, project_stem
+    from .sweep import SweepError, SweepSettings, best_of, parse_space, run_worker
 
     project, code = load_or_exit(args.project)
     if project is None:

@@ -67,22 +67,27 @@ def write_python(job: ExportJob, folder) -> dict:
 
 def _write_policy(job: ExportJob, config, folder) -> dict:
     """A reinforcement-learning project: model.py, weights.pt, play.py and README.md."""
-    import torch
-
     from .play_template import render_play, render_play_readme
 
     task = config.task or "dqn"
-    source = render_model(job, {job.name: "Model"})
-    diff = _check_model_source(source, job)
     try:
         play, readme = render_play(job, task), render_play_readme(job, task)
     except DataError as exc:
         raise ExportError(f"python: play.py needs the project's environment: {exc}") from None
+    return _write_model_folder(job, folder, task, {"play.py": play, "README.md": readme})
+
+
+def _write_model_folder(job: ExportJob, folder, task: str, texts: dict) -> dict:
+    """model.py (checked against the model), weights.pt and the given text files."""
+    import torch
+
+    source = render_model(job, {job.name: "Model"})
+    diff = _check_model_source(source, job)
     with staged_folder(folder) as tmp:
         (tmp / "model.py").write_text(source, encoding="utf-8")
         torch.save(plain_state_dict(job.model), tmp / "weights.pt")
-        (tmp / "play.py").write_text(play, encoding="utf-8")
-        (tmp / "README.md").write_text(readme, encoding="utf-8")
+        for name, text in texts.items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return {"max_abs_diff": diff, "task": task}
 
 
@@ -99,11 +104,7 @@ def _is_graph_project(job: ExportJob, config) -> bool:
 def _write_graph_model(job: ExportJob, config, folder) -> dict:
     """A graph network: model.py, weights.pt and a README that shows how to run it on a
     graph; no train.py (its batching of graphs is torch_geometric's, not plain PyTorch)."""
-    import torch
-
     task = config.task or "node_classification"
-    source = render_model(job, {job.name: "Model"})
-    diff = _check_model_source(source, job)
     names = ", ".join(job.model.input_names)
     readme = "\n".join([
         f"# {safe_text(job.project.name)}: model {safe_text(job.name)!r}", "",
@@ -116,11 +117,7 @@ def _write_graph_model(job: ExportJob, config, folder) -> dict:
         + (", batch: (N,) int64 graph ids" if "batch" in names else ""),
         "```", "",
         "There is no train.py for graph tasks: train the project with `layerlab train`.", ""])
-    with staged_folder(folder) as tmp:
-        (tmp / "model.py").write_text(source, encoding="utf-8")
-        torch.save(plain_state_dict(job.model), tmp / "weights.pt")
-        (tmp / "README.md").write_text(readme, encoding="utf-8")
-    return {"max_abs_diff": diff, "task": task}
+    return _write_model_folder(job, folder, task, {"README.md": readme})
 
 
 # -- model.py -----------------------------------------------------------------------------------

@@ -24,6 +24,15 @@ from engine.training.tasks.base import Task, first, input_keys, output_shape
 from engine.training.tasks.classification import INDEX_LOSSES, ClassificationTask
 
 
+def output_feed(trainer, model_name: str, output_node: str):
+    """The shape on the wire into an Output (with its graph marks), None when unknown."""
+    graph = trainer.graphs[model_name]
+    edges = graph.in_edges(output_node)
+    if not edges:
+        return None
+    return trainer.shapes[model_name].info[edges[0].src].out_shapes.get(edges[0].src_port)
+
+
 def _single_process(trainer, name: str) -> None:
     if getattr(trainer.strategy, "world_size", 1) > 1:
         raise TrainingError(f"training.task: {name} trains on one process; run it without "
@@ -68,11 +77,7 @@ class NodeClassificationTask(Task):
             torch.nn.functional.one_hot(y, self.classes).to(torch.float32)
 
     def _check_output(self) -> None:
-        graph = self.trainer.graphs[self.model_name]
-        feeder = graph.predecessors(self.output_node)
-        info = self.trainer.shapes[self.model_name].info
-        given = info[feeder[0]].out_shapes.get(graph.in_edges(self.output_node)[0].src_port) \
-            if feeder else None
+        given = output_feed(self.trainer, self.model_name, self.output_node)
         if given is not None and graph_level(given) != "nodes":
             self.fail(f"node_classification needs a score per class for every node (N×"
                       f"{self.classes}); the output {fmt_shape(given)} is not per node (remove "
@@ -150,9 +155,7 @@ class GraphClassificationTask(ClassificationTask):
         super().__init__(trainer)
 
     def check_loss(self, loss: str) -> None:
-        graph = self.trainer.graphs[self.model_name]
-        edge = graph.in_edges(self.output_node)[0]
-        given = self.trainer.shapes[self.model_name].info[edge.src].out_shapes.get(edge.src_port)
+        given = output_feed(self.trainer, self.model_name, self.output_node)
         if graph_level(given) == "nodes":
             self.fail("graph_classification needs one score per class for every graph; the "
                       f"output ({fmt_shape(given)}) is per node: pool the nodes with GraphPool "
