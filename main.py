@@ -1,8 +1,10 @@
 """Layerlab: ``python main.py [PROJECT]`` opens the window; ``python main.py COMMAND ...`` runs
-the command line (check, summary, train, export, import, runs, sweep)."""
+the command line (check, summary, train, export, import, runs, sweep,
+explain)."""
 import sys
 
-CLI_COMMANDS = ("check", "summary", "train", "export", "import", "runs", "sweep")
+CLI_COMMANDS = ("check", "summary", "train", "export", "import", "runs", "sweep",
+                "explain")
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,7 @@ COMMANDS = {
     "import": "engine.import_cli",
     "runs": "engine.runs_cli",
     "sweep": "engine.sweep_cli",
+    "explain": "engine.explain_cli",
 }
 
 
