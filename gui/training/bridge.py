@@ -19,7 +19,7 @@ import numpy as np
 from engine.training import Callback, Probes
 
 PROBE_INTERVAL_S = 0.5  # a view draws at most this often (live_views.DRAW_INTERVAL_S)
-COSTLY = ("samples", "boundary", "confusion", "attention")  # computed only while on screen
+COSTLY = ("samples", "boundary", "confusion", "attention", "graph")  # only while on screen
 CONFUSION_INTERVAL_S = 2.0  # a pass over the validation set, on screen only
 PROBE_CAPACITY = 4096  # gradient-norm rows kept between two refreshes
 MAX_POINTS = 1000  # data points copied for the boundary view
@@ -44,6 +44,7 @@ class RunInfo:
     labels: np.ndarray | None = None
     warnings: list = field(default_factory=list)
     environment: dict | None = None  # RL: env_id, drawing, num_actions, kind (rl_bridge)
+    graph: dict | None = None  # graph tasks: the graph and its classes (graph_bridge)
 
 
 @dataclass
@@ -117,7 +118,7 @@ class LiveProbes(Probes):
         self.interval = interval
         self.attention: dict = {}  # {"node": id, "weights": (batch, queries, keys)}
         self.offered = {"samples": self.samples, "boundary": self.boundary,
-                        "confusion": self.confusion, "attention": True}
+                        "confusion": self.confusion, "attention": True, "graph": self.graph}
         self.shown = frozenset(COSTLY)
         self._due = self._epoch_due = 0.0
         self._complete = False  # the last refresh computed every probe
@@ -150,7 +151,7 @@ class LiveProbes(Probes):
         on = {name for name, offered in self.offered.items()
               if offered and (everything or name in self.shown)}
         self.samples, self.boundary = "samples" in on, "boundary" in on
-        self.confusion = "confusion" in on
+        self.confusion, self.graph = "confusion" in on, "graph" in on
         data = super().refresh(trainer, epoch_end)
         self._complete = everything
         if "attention" in on:  # otherwise the last weights stay (their view is hidden)
@@ -237,7 +238,9 @@ def run_info(trainer) -> RunInfo:
     if x is not None and x.dim() == 2 and x.shape[1] == 2:
         info.points = x[:MAX_POINTS].float().cpu().numpy()
         info.labels = None if y is None else y[:MAX_POINTS].cpu().numpy()
+    from gui.training.graph_bridge import graph_info
     from gui.training.rl_bridge import environment_info
 
     info.environment = environment_info(trainer)
+    info.graph = graph_info(trainer)
     return info

@@ -70,6 +70,7 @@ class TrainingController(QObject):
         self.result = None
         self.updates = 0  # snapshots handed out (tests and benchmarks read it)
         self.probe_nodes: tuple[str, ...] = ()
+        self.embedding_node: str | None = None  # the layer the Graph tab projects; None: default
         self.shown_probes: frozenset | None = None  # costly probes on screen; None: all
         self.threads: int | None = None  # CPU threads for torch; None: all cores but one
         self._probe_version = -1
@@ -96,8 +97,10 @@ class TrainingController(QObject):
         self.project = snapshot_project(project)
         self.trainer = self.result = self.info = None
         self.bridge = LiveBridge()
+        # graph=True: the Probes compute it for graph tasks only (the task is known once built)
         self.probes = LiveProbes(nodes=self.probe_nodes, histograms=self.probe_nodes,
-                                 samples=True, boundary=True, confusion=True, grid=BOUNDARY_GRID)
+                                 samples=True, boundary=True, confusion=True, grid=BOUNDARY_GRID,
+                                 graph=True, embedding_node=self.embedding_node)
         if self.shown_probes is not None:
             self.probes.show_only(self.shown_probes)
         self.rl = LiveRL()
@@ -143,6 +146,17 @@ class TrainingController(QObject):
         self.probe_nodes = tuple(names)
         if self.probes is not None:
             self.probes.configure(nodes=self.probe_nodes, histograms=self.probe_nodes)
+
+    def choose_embedding(self, node: str) -> None:
+        """Project this layer's node (or graph) embeddings in the Graph tab from now on. A run
+        that ended is probed again at once, so the choice shows without training."""
+        self.embedding_node = node
+        if self.probes is None:
+            return
+        self.probes.configure(embedding_node=node)
+        if self.state in (DONE, FAILED) and self.trainer is not None and self.info is not None:
+            self.probes.refresh(self.trainer, epoch_end=True)  # its thread has ended: safe
+            self._pull()
 
     def show_probes(self, names) -> None:
         """Compute the costly probes (``bridge.COSTLY``) of these views only: those on screen."""

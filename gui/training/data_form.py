@@ -39,6 +39,14 @@ MEMORY_MODES = (("Automatic", "auto"), ("In memory", True), ("Streamed", False))
 PROGRESS_INTERVAL_S = 0.1
 
 
+def _source_kinds() -> dict:
+    """Data kinds besides the built-in sets and importers that a dataset block can name (the
+    graph sets and graph importers; environments have their own block)."""
+    from engine.data.source import source_kinds
+
+    return {k: v for k, v in source_kinds().items() if k != "environment"}
+
+
 def load_preview(config: dict, base_dir, progress=None) -> dict:
     """Up to PREVIEW_SAMPLES samples in a seeded random order (``x``, ``y``, class ``names``,
     the ``total`` count), how training would hold the set (``how``) and, when the block augments
@@ -47,8 +55,15 @@ def load_preview(config: dict, base_dir, progress=None) -> dict:
     from engine.data.dataset import open_table, parse_config
     from engine.data.source import choose_in_memory, split_memory_params
 
-    name, params, _ = parse_config(config)
+    name, params, val_split = parse_config(config)
     _, memory = split_memory_params(name, config.get("params"))
+    kind = _source_kinds().get(name)
+    if kind is not None:  # a graph: no samples to show, what it holds in words
+        source = kind.load(params, val_split=val_split, seed=0, device="cpu", base_dir=base_dir)
+        source.close()
+        return {"x": None, "how": f"In memory: {source.reason}",
+                "note": "A graph: it is drawn, coloured by predicted class, in the Graph tab of "
+                        "the live views while it trains."}
     table = open_table(name, params, 0, base_dir, progress)
     n = len(table)
     in_memory, reason = choose_in_memory(n * table.sample_nbytes(), memory)
@@ -145,6 +160,10 @@ class DataForm(QWidget):
         self.source.insertSeparator(self.source.count())
         for name in IMPORTERS:
             self.source.addItem(IMPORTER_LABELS[name], name)
+        self.source.insertSeparator(self.source.count())
+        for name, kind in _source_kinds().items():  # graphs
+            self.source.addItem(name, name)
+            self.source.setItemData(self.source.count() - 1, kind.doc, 3)  # ToolTipRole
         self.source.activated.connect(self._source_chosen)
         self.params = QFormLayout()
         self.params.setContentsMargins(0, 0, 0, 0)
@@ -303,12 +322,17 @@ class DataForm(QWidget):
 
             for key, default in IMPORTER_PARAMS[name].items():
                 self._add_editor(key, given.get(key, default), IMPORTER_RULES.get(key))
+        elif name in _source_kinds():
+            kind = _source_kinds()[name]
+            for key, default in kind.params.items():
+                self._add_editor(key, given.get(key, default), kind.rules.get(key))
 
     def _sync_values(self) -> None:
         """Show the block's values in the existing editors (after undo or redo)."""
         name = self.dataset.get("name")
+        kind = _source_kinds().get(name)
         defaults = (BUILTIN_DATASETS[name].params if name in BUILTIN_DATASETS else
-                    IMPORTER_PARAMS.get(name, {}))
+                    kind.params if kind is not None else IMPORTER_PARAMS.get(name, {}))
         given = {**defaults, **(self.dataset.get("params") or {})}
         for key, editor in self.editors.items():
             set_editor_value(editor, given.get(key))
@@ -520,6 +544,9 @@ class DataForm(QWidget):
             self._hint(f"No preview: {result}")
             return
         self.memory_note.setText(result["how"])
+        if result.get("x") is None:
+            self._hint(result.get("note", ""))
+            return
         pairs = result.get("pairs")
         if pairs is not None:  # originals and augmented copies, side by side
             self._preview_data = (pairs, None, None, result["total"], True)

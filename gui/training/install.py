@@ -389,6 +389,13 @@ class TrainingUi(QObject):
     def _views_built(self, views) -> None:
         views.set_dark(self._theme == "dark")
         views.tabs.currentChanged.connect(self._view_tab_changed)
+        views.graph.embedding_chosen.connect(self._embedding_chosen)
+
+    def _embedding_chosen(self, node: str) -> None:
+        """The Graph tab's layer changed: probe it (a finished run is probed again now)."""
+        self.controller.choose_embedding(node)
+        if not self.controller.busy:
+            self.views.draw_next(force=True)
 
     def _view_tab_changed(self, _index: int) -> None:
         self.controller.show_probes(self.views.shown_probes())

@@ -17,14 +17,18 @@ from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 from widgets.plots import (ActivationsView, BoundaryView, ConfusionView, CurvesView,
                            GradientsView, HistogramsView, SamplesView)
 from widgets.plots.activations import ATTENTION
+from widgets.plots.graph import GraphView
 from widgets.plots.rl import RLView
 
 GENERATIVE = ("gan", "vae", "reconstruction")
 STEP_LOGS = {"gan": ("d_loss", "g_loss")}
-EPOCH_LOGS = {"classification": ("train_loss", "val_loss", "val_accuracy"),
+ACCURACY_LOGS = ("train_loss", "val_loss", "val_accuracy")
+EPOCH_LOGS = {"classification": ACCURACY_LOGS, "node_classification": ACCURACY_LOGS,
+              "graph_classification": ACCURACY_LOGS,
               "gan": ("d_loss", "g_loss"), "vae": ("train_loss", "val_loss", "val_mse", "val_kl"),
               "dqn": ("train_loss", "mean_return"), "policy_gradient": ("train_loss", "mean_return")}
 RL_TASKS = ("dqn", "policy_gradient")  # their curves: the epoch's loss and mean return only
+GRAPH_TASKS = ("node_classification", "graph_classification")  # the Graph tab
 DRAW_INTERVAL_S = 0.5  # a view is redrawn at most this often
 RL_DRAW_INTERVAL_S = 0.2  # the environment moves: drawn more often (a cheap QPainter scene)
 
@@ -42,10 +46,12 @@ class LiveViews(QWidget):
         self.boundary = BoundaryView()
         self.confusion = ConfusionView()
         self.rl = RLView()
+        self.graph = GraphView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("liveViewTabs")
         self.tabs.setDocumentMode(True)
-        for view, title in ((self.rl, "Environment"), (self.boundary, "Boundary"),
+        for view, title in ((self.rl, "Environment"), (self.graph, "Graph"),
+                            (self.boundary, "Boundary"),
                             (self.samples, "Samples"),
                             (self.activations, "Activations"), (self.gradients, "Gradients"),
                             (self.histograms, "Histograms"), (self.confusion, "Confusion")):
@@ -70,7 +76,7 @@ class LiveViews(QWidget):
 
     def views(self) -> list:
         return [self.curves, self.activations, self.gradients, self.histograms, self.samples,
-                self.boundary, self.confusion, self.rl]
+                self.boundary, self.confusion, self.rl, self.graph]
 
     def set_dark(self, dark: bool) -> None:
         for view in self.views():
@@ -95,19 +101,25 @@ class LiveViews(QWidget):
         classification = info.task == "classification"
         two_d = classification and info.points is not None
         env = getattr(info, "environment", None)
+        graph = getattr(info, "graph", None) if info.task in GRAPH_TASKS else None
+        confusion = classification or info.task == "graph_classification"
         shown = {self.boundary: two_d, self.samples: info.task in GENERATIVE,
-                 self.confusion: classification, self.rl: env is not None}
+                 self.confusion: confusion, self.rl: env is not None,
+                 self.graph: graph is not None}
         for view, visible in shown.items():
             self.tabs.setTabVisible(self.tabs.indexOf(view), visible)
         if two_d:
             self.boundary.set_points(info.points, info.labels, info.num_classes or 2)
         self.confusion.set_class_names(info.class_names)
-        if classification and info.num_classes:
+        if confusion and info.num_classes:
             self.confusion.prepare(info.num_classes)
         if env is not None:
             self.rl.begin(env["env_id"], env["drawing"], env["kind"])
-        first = self.rl if env is not None else self.boundary if two_d else self.samples \
-            if info.task in GENERATIVE else self.activations
+        if graph is not None:
+            self.graph.begin(graph)
+        first = self.rl if env is not None else self.graph if graph is not None else \
+            self.boundary if two_d else self.samples if info.task in GENERATIVE else \
+            self.activations
         self.tabs.setCurrentWidget(first)
 
     def select(self, model: str | None, node: str | None) -> None:
@@ -120,7 +132,8 @@ class LiveViews(QWidget):
     def shown_probes(self) -> set[str]:
         """The costly probes (see ``bridge.COSTLY``) that the tab on screen draws."""
         needs = {self.samples: "samples", self.boundary: "boundary",
-                 self.confusion: "confusion", self.activations: "attention"}
+                 self.confusion: "confusion", self.activations: "attention",
+                 self.graph: "graph"}
         need = needs.get(self.tabs.currentWidget())
         return {need} if need else set()
 
@@ -167,6 +180,8 @@ class LiveViews(QWidget):
                          b["classes"], b["score"])
         if "confusion" in probes:
             self._latest(self.confusion, self.confusion.show_matrix, probes["confusion"])
+        if "graph" in probes:  # recolours the nodes and moves the embedding: drawn paced
+            self._latest(self.graph, self.graph.show_probe, probes["graph"], probes.get("epoch"))
 
     def _grad_norms(self, model: str, norms: dict) -> None:
         """Add the steps not seen yet: each probe holds the last few thousand steps, so that
