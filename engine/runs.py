@@ -50,23 +50,40 @@ def project_stem(project) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "project"
 
 
-def runs_root(project) -> Path:
-    """The folder that holds this project's runs (created on demand)."""
+def runs_base(project) -> Path:
+    """The ``runs`` folder a project's runs go in (not created): ``LAYERLAB_RUNS_DIR``, else
+    beside the project file, else in the current folder."""
     env = os.environ.get(RUNS_ENV)
     if env:
-        base = Path(env)
-    elif getattr(project, "path", None):
-        base = Path(project.path).resolve().parent / "runs"
-    else:
-        base = Path.cwd() / "runs"
-    folder = base / project_stem(project)
+        return Path(env)
+    if getattr(project, "path", None):
+        return Path(project.path).resolve().parent / "runs"
+    return Path.cwd() / "runs"
+
+
+def fallback_root(project) -> Path:
+    """Where runs go when the project's folder cannot be written."""
+    return Path.home() / ".layerlab" / "runs" / project_stem(project)
+
+
+def existing_root(project) -> Path | None:
+    """The project's runs folder if it exists; None otherwise (nothing is created)."""
+    for folder in (runs_base(project) / project_stem(project), fallback_root(project)):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def runs_root(project) -> Path:
+    """The folder that holds this project's runs (created on demand)."""
+    folder = runs_base(project) / project_stem(project)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError:
-        folder = Path.home() / ".layerlab" / "runs" / project_stem(project)
+        folder = fallback_root(project)
         folder.mkdir(parents=True, exist_ok=True)
     return folder
 

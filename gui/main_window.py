@@ -20,6 +20,7 @@ from gui import dialogs, files
 from gui.actions import Actions
 from gui.document import Document
 from gui.editing import Editing
+from gui.runs_panel import install_runs
 from gui.settings import Settings
 from gui.theme import apply_theme, canvas_theme
 from gui.training import install_training
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         self.set_theme(self.theme_name, save=False)
         install_training(self)  # the Training and Live views docks (gui.training)
+        install_runs(self)  # the Runs dock (gui.runs_panel)
 
     # -- building ----------------------------------------------------------------------------------
     def _build_central(self) -> None:

@@ -1,5 +1,6 @@
 """Loss and metric curves: training and validation, per step and per epoch, smoothed, log-y, with
-the runs made earlier in this window kept as faint overlays.
+the runs made earlier in this window kept as faint overlays, and recorded runs (the Runs panel's
+selection, :meth:`CurvesView.set_overlays`) drawn in colours of their own under the live run.
 
 The x axis counts epochs (a step ``s`` sits at ``s / steps_per_epoch``), so per-step and per-epoch
 values share one axis and the loss plot and the metrics plot below it stay aligned.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
 from widgets.plots.style import (PlotView, StickyY, faded, key_html, new_plot, series_color,
@@ -22,6 +24,9 @@ LABELS = {"loss": "train", "train_loss": "train (epoch)", "val_loss": "validatio
 COLORS = {"loss": 0, "train_loss": 0, "d_loss": 0, "g_loss": 1, "val_loss": 1, "val_accuracy": 2,
           "val_mse": 4, "val_kl": 6, "train_accuracy": 5}
 MAX_GHOST_RUNS = 4
+# recorded runs' colours: the palette after the live run's train, validation and accuracy
+OVERLAY_COLORS = (3, 4, 5, 6, 8, 9, 10, 11, 7)
+OVERLAY_Z = -5  # over the faint earlier runs (-10), under the live run (0)
 MAX_MARKERS = 40  # a run of more epochs than this draws its per-epoch values without markers
 DEFAULT_SMOOTHING = 0.6
 
@@ -40,6 +45,16 @@ def ema(values: np.ndarray, alpha: float, start: float | None = None) -> np.ndar
         s = alpha * s + beta * v
         out[i] = s
     return out
+
+
+def _key_font() -> QFont:
+    font = QFont()
+    font.setPointSize(8)
+    return font
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def epoch_mark(markers: bool) -> str:
@@ -158,6 +173,10 @@ class CurvesView(PlotView):
         self.series: dict[str, _Series] = {}
         self._dirty: set[str] = set()
         self.ghosts: list[list[pg.PlotDataItem]] = []
+        self.overlays: dict[str, list[pg.PlotDataItem]] = {}  # recorded runs, by label
+        self.overlay_colors: dict[str, str] = {}
+        self._overlay_bounds: dict = {}  # plot -> the overlays' values, for its y range
+        self.run_epochs: int | None = None  # the live run's length, for the x range
         self.steps_per_epoch = 1
         self.max_marks = MAX_MARKERS
         self.run_label = ""
@@ -212,20 +231,99 @@ class CurvesView(PlotView):
             s.remove()
         self.series = {}
         self._update_keys()
-        self._show_metrics(False)
+        self._show_metrics(self._overlays_on(self.metrics_plot))
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         # markers from the start or never: appearing and then vanishing mid-run would jar
         self.max_marks = MAX_MARKERS if not epochs or epochs <= MAX_MARKERS else 0
         self.run_label = label
         self.received = 0
         self._dirty = set()
-        for sticky in self.ranges.values():
+        for plot, sticky in self.ranges.items():
             sticky.reset()
-        if epochs:
-            self.loss_plot.setXRange(0, epochs, padding=0.02)
+            for values in self._overlay_bounds.get(plot, ()):
+                sticky.include(values)
+        self.run_epochs = epochs or None
+        self._fit_x()
+        self.show_plots()
+
+    def _fit_x(self) -> None:
+        """The x axis spans the live run (when its length is known) and the overlaid runs."""
+        ends = [self.run_epochs or 0] + [float(np.nanmax(item.getData()[0]))
+                                         for items in self.overlays.values() for item in items
+                                         if item.getData()[0] is not None
+                                         and len(item.getData()[0])]
+        end = max(ends)
+        if end > 0 and (self.run_epochs or not self.series):
+            self.loss_plot.setXRange(0, end, padding=0.02)
         else:
             self.loss_plot.enableAutoRange(x=True)
-        self.show_plots()
+
+    # -- recorded runs ------------------------------------------------------------------------
+    def set_overlays(self, runs: dict[str, list[dict]], colors: dict[str, str] | None = None
+                     ) -> None:
+        """Draw recorded runs under the live one: ``runs`` maps a label (the legend's) to the
+        run's epoch rows (``epochs.jsonl``: ``epoch``, ``train_loss``, ``val_loss``,
+        ``val_accuracy``...). Each run has one colour (``colors[label]``, else the next of the
+        palette); validation values are solid lines, training values dotted. ``{}`` removes
+        them."""
+        for items in self.overlays.values():
+            for item in items:
+                for plot in (self.loss_plot, self.metrics_plot):
+                    if item in plot.items:
+                        plot.removeItem(item)
+        self.overlays, self.overlay_colors, self._overlay_bounds = {}, {}, {}
+        colors = colors or {}
+        for i, (label, rows) in enumerate(runs.items()):
+            color = colors.get(label) or series_color(OVERLAY_COLORS[i % len(OVERLAY_COLORS)])
+            self.overlay_colors[label] = color
+            self.overlays[label] = self._overlay(label, rows, color)
+        for plot, sticky in self.ranges.items():  # the range of what is shown now
+            auto = sticky.auto
+            sticky.reset()
+            sticky.auto = auto  # a range set by hand stays
+            for s in self.series.values():
+                if s.plot is plot:
+                    sticky.include(s.data.y)
+            for values in self._overlay_bounds.get(plot, ()):
+                sticky.include(values)
+        if self._overlays_on(self.metrics_plot) or any(
+                s.plot is self.metrics_plot for s in self.series.values()):
+            self._show_metrics(True)
+        elif not self.series:
+            self._show_metrics(False)
+        self._update_keys()
+        self._fit_x()
+        for sticky in self.ranges.values():
+            sticky.fit(force=True)
+        if self.overlays or self.series:
+            self.show_plots()
+        else:
+            self.show_hint()
+
+    def _overlay(self, label: str, rows: list[dict], color: str) -> list[pg.PlotDataItem]:
+        names = [n for n in dict.fromkeys(k for row in rows for k in row)
+                 if n not in IGNORED and any(isinstance(r.get(n), (int, float))
+                                             and not isinstance(r.get(n), bool) for r in rows)]
+        items = []
+        for name in names:
+            points = [(float(r.get("epoch", i + 1)), float(r[name])) for i, r in enumerate(rows)
+                      if isinstance(r.get(name), (int, float))]
+            if not points:
+                continue
+            x, y = np.array(points).T
+            plot = self.loss_plot if "loss" in name else self.metrics_plot
+            style = Qt.PenStyle.DotLine if name.startswith("train") else Qt.PenStyle.SolidLine
+            item = pg.PlotDataItem(x, y, pen=pg.mkPen(faded(color, 215), width=1.8, style=style),
+                                   name=f"{label}: {LABELS.get(name, name)}")
+            item.setZValue(OVERLAY_Z)
+            item.overlay_metric = name  # what it shows (tests and tooltips read it)
+            plot.addItem(item)
+            self._overlay_bounds.setdefault(plot, []).append(y)
+            items.append(item)
+        return items
+
+    def _overlays_on(self, plot: pg.PlotItem) -> bool:
+        return any(item in plot.items for items in self.overlays.values() for item in items)
 
     def _keep_as_ghosts(self) -> None:
         run = []
@@ -330,12 +428,48 @@ class CurvesView(PlotView):
                             (self.theme.muted, epoch_mark(self.max_marks), "per epoch"))
             if self.ghosts and keys:
                 keys.append((self.theme.muted, "━━", "earlier runs (faint)"))
-            plot.setTitle(key_html(keys) if keys else None, size="8pt",
+            runs = [label for label, items in self.overlays.items()
+                    if any(item in plot.items for item in items)]
+            shown = [item.overlay_metric for label in runs for item in self.overlays[label]
+                     if item in plot.items]
+            if any(m.startswith("train") for m in shown):  # how the runs' lines differ
+                keys.append((self.theme.muted, "┈┈", "training" if not mine else
+                             "runs' training"))
+                if not mine and any(not m.startswith("train") for m in shown):
+                    keys.append((self.theme.muted, "━━", "validation"))
+            # a run keeps its colour in both plots: named once, under the lower one when shown
+            if plot is not self.loss_plot or not self._overlays_on(self.metrics_plot):
+                keys += [(self.overlay_colors[label], "━━", _escape(label)) for label in runs]
+            plot.setTitle(self._key_lines(keys) if keys else None, size="8pt",
                           color=self.theme.foreground)
-        metrics = [s.name for s in self.series.values() if s.plot is self.metrics_plot]
+        metrics = [s.name for s in self.series.values() if s.plot is self.metrics_plot] + [
+            item.overlay_metric for items in self.overlays.values() for item in items
+            if item in self.metrics_plot.items]
         accuracy = bool(metrics) and all("accuracy" in m for m in metrics)
         self.metrics_plot.setLabel("left", "accuracy" if accuracy else "value")
         self.ranges[self.metrics_plot].ceiling = 1.0 if accuracy else None
+
+    def _key_lines(self, keys: list) -> str:
+        """The legend on as many lines as the plot's width needs: a title wider than the plot
+        would widen it past the view, and cut its right side off."""
+        width = max(160, self.graphics.width() - 80)
+        metrics = QFontMetrics(_key_font())
+        lines, line, used = [], [], 0
+        for key in keys:
+            need = metrics.horizontalAdvance(f"{key[1]} {key[2]}") + 16
+            if line and used + need > width:
+                lines.append(line)
+                line, used = [], 0
+            line.append(key)
+            used += need
+        lines.append(line)
+        return "<br>".join(key_html(line) for line in lines)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if abs(event.size().width() - event.oldSize().width()) > 20 and \
+                (self.overlays or self.series):
+            self._update_keys()  # the legend's lines follow the width
 
     def _log_toggled(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
