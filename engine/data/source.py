@@ -52,6 +52,9 @@ MEMORY_RULES: dict[str, Rule] = {
     "workers": Rule("int", 0, 64),
 }
 READ_CHUNK = 512  # samples per worker task while reading a set into memory
+# input bytes (float32) of one streamed validation batch at most: the trainer asks for chunks of
+# 1024 samples, and a convolution's activations of 1024 96x96 RGB images take over a gigabyte
+VAL_BATCH_BYTES = 16 * 2**20
 EXTRA_KINDS = ("engine.data.environment", "engine.data.graphs", "engine.data.graph_files")
 
 
@@ -340,6 +343,7 @@ class StreamedSource(DataSource):
         self.workers, self.reason = workers, f"{reason}; {workers} reader process(es)"
         self.augment = augment or Augment()
         self._loader = None
+        self._batch_size = 1  # the training batch size, once known: validation batches' floor
 
     @property
     def train_size(self) -> int:
@@ -362,10 +366,16 @@ class StreamedSource(DataSource):
         return batch
 
     def train_batches(self, batch_size: int, generator, device, strategy) -> _Pass:
+        self._batch_size = max(self._batch_size, int(batch_size))
         positions = strategy.batches(self.train_size, batch_size, generator, "cpu")
         return _Pass(self, [self.train_idx[p.numpy()].tolist() for p in positions])
 
     def val_batches(self, size: int) -> _Pass:
+        """The validation split in batches of at most ``size`` samples, and of at most
+        ``VAL_BATCH_BYTES`` of input unless the training batch is larger: the activations of a
+        big batch of large images would dwarf everything else the run holds."""
+        per_sample = math.prod(self.shapes["x"]) * 4
+        size = max(1, min(int(size), max(self._batch_size, VAL_BATCH_BYTES // max(1, per_sample))))
         n = self.val_size
         return _Pass(self, [self.val_idx[i:i + size].tolist() for i in range(0, n, size)])
 
