@@ -391,8 +391,9 @@ def open_study(project, settings: SweepSettings, create: bool = True):
         raise SweepError(f"--study {settings.study}: {exc}") from None
 
 
-def objective_for(project, settings: SweepSettings, emit):
-    """The Optuna objective: one Trainer run of the project with the trial's values."""
+def objective_for(project, settings: SweepSettings, emit, trainer_callbacks=()):
+    """The Optuna objective: one Trainer run of the project with the trial's values
+    (``trainer_callbacks`` are added to each trial's Trainer)."""
     import optuna
 
     from .project import parse_project, project_to_dict
@@ -415,7 +416,8 @@ def objective_for(project, settings: SweepSettings, emit):
                                    extra={"study": settings.study, "trial": trial.number,
                                           "sweep_params": values})
             trainer = Trainer(candidate, device=settings.device, epochs=settings.epochs,
-                              callbacks=[_as_callback(pruning), recorder])
+                              callbacks=[_as_callback(pruning), recorder,
+                                         *trainer_callbacks])
             if settings.threads:
                 import torch
 
@@ -443,9 +445,14 @@ def objective_for(project, settings: SweepSettings, emit):
     return objective
 
 
-def run_worker(project, settings: SweepSettings, emit) -> None:
+def run_worker(project, settings: SweepSettings, emit, callbacks=(),
+               trainer_callbacks=()) -> None:
     """Run trials against the shared study until it holds ``settings.trials`` trials (every
-    state counted, running ones too, so that workers started together stop together)."""
+    state counted, running ones too, so that workers started together stop together).
+    ``callbacks`` are Optuna's ``callback(study, frozen_trial)``, called after each trial is
+    recorded (the window's calls ``study.stop()`` there when Stop was pressed);
+    ``trainer_callbacks`` go to every trial's Trainer (the window's stops a trial when it
+    closes)."""
     import optuna
     from optuna.study import MaxTrialsCallback
 
@@ -453,9 +460,9 @@ def run_worker(project, settings: SweepSettings, emit) -> None:
     if len(study.trials) >= settings.trials:
         return
     _warm_up(project, settings)
-    study.optimize(objective_for(project, settings, emit), n_trials=settings.trials,
-                   timeout=settings.timeout, gc_after_trial=False,
-                   callbacks=[MaxTrialsCallback(settings.trials, states=None)],
+    study.optimize(objective_for(project, settings, emit, trainer_callbacks),
+                   n_trials=settings.trials, timeout=settings.timeout, gc_after_trial=False,
+                   callbacks=[MaxTrialsCallback(settings.trials, states=None), *callbacks],
                    catch=())
     del optuna
 

@@ -62,6 +62,8 @@ SPECS = [
                "Switch between the light and the dark theme", checkable=True),
     ActionSpec("auto_layout", "&Auto-layout", "auto_layout", ("Ctrl+L",), "layout",
                "Arrange the layers left to right (undoable)"),
+    ActionSpec("sweep", "S&weep…", "open_sweep", (), None,
+               "Search the training settings: trials trained one after another"),
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "show_shortcuts", (SK.HelpContents, "F1")),
     ActionSpec("about", "&About Layerlab", "show_about"),
 ]
@@ -73,6 +75,7 @@ MENUS = {
               "select_all"],
     "&View": ["zoom_in", "zoom_out", "zoom_fit", "-", "dark", "-", "@panels"],
     "&Arrange": ["auto_layout"],
+    "&Training": ["sweep"],
     "&Help": ["shortcuts", "-", "about"],
 }
 TOOLBAR = ["new", "open", "save", "-", "undo", "redo", "-", "copy", "paste", "duplicate",

@@ -519,6 +519,11 @@ class MainWindow(QMainWindow):
 
         run_import_dialog(self)
 
+    def open_sweep(self) -> None:
+        from gui.sweep_dialog import show_sweep_dialog  # Optuna loads when a sweep starts
+
+        show_sweep_dialog(self)
+
     def show_shortcuts(self) -> None:
         dialogs.ShortcutsDialog(self.actions_.all(), self).exec()
 

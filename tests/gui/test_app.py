@@ -119,4 +119,4 @@ def test_shortcuts_use_the_standard_keys(qtbot):
                     "copy": "Ctrl+C", "paste": "Ctrl+V", "duplicate": "Ctrl+D",
                     "auto_layout": "Ctrl+L", "zoom_fit": "Ctrl+0"}
     menus = [a.text() for a in window.menuBar().actions()]
-    assert menus == ["&File", "&Edit", "&View", "&Arrange", "&Help"]
+    assert menus == ["&File", "&Edit", "&View", "&Arrange", "&Training", "&Help"]
