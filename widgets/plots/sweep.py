@@ -57,7 +57,7 @@ class BestSoFarView(PlotView):
             # would squash the rest into a line
             finite = y[done] if done.any() else y[np.isfinite(y)]
             lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            pad = (hi - lo) * 0.08 or max(abs(hi) * 0.1, 1e-3)
+            pad = (hi - lo) * 0.15 or max(abs(hi) * 0.1, 1e-3)
             self.plot.getViewBox().setRange(xRange=(min(x.min(), 0) - 0.5, x.max() + 0.5),
                                             yRange=(lo - pad, hi + pad), padding=0)
             self.show_plots()
