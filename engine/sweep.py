@@ -372,7 +372,7 @@ class SweepSettings:
     threads: int | None = None
 
 
-def open_study(project, settings: SweepSettings, create: bool = True):
+def open_study(project, settings: SweepSettings):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -453,7 +453,6 @@ def run_worker(project, settings: SweepSettings, emit, callbacks=(),
     recorded (the window's calls ``study.stop()`` there when Stop was pressed);
     ``trainer_callbacks`` go to every trial's Trainer (the window's stops a trial when it
     closes)."""
-    import optuna
     from optuna.study import MaxTrialsCallback
 
     study = open_study(project, settings)
@@ -464,7 +463,6 @@ def run_worker(project, settings: SweepSettings, emit, callbacks=(),
                    n_trials=settings.trials, timeout=settings.timeout, gc_after_trial=False,
                    callbacks=[MaxTrialsCallback(settings.trials, states=None), *callbacks],
                    catch=())
-    del optuna
 
 
 def _warm_up(project, settings: SweepSettings) -> None:

@@ -32,39 +32,9 @@ from engine.data.dataset import load_source  # noqa: E402
 from engine.examples import EXAMPLES_DIR  # noqa: E402
 from engine.project import parse_project  # noqa: E402
 from engine.training import Trainer  # noqa: E402
+from tests.engine.test_examples import GCN, GIN  # noqa: E402 - the same hand-written networks
 
 TARGETS = {"gcn_karate": 0.85, "gcn_sbm": 0.9, "gin_graph_classes": 0.9}
-
-
-class GCN(nn.Module):
-    def __init__(self, features, hidden, classes):
-        super().__init__()
-        from torch_geometric.nn import GCNConv
-
-        self.gcn1 = GCNConv(features, hidden, improved=True)
-        self.gcn2 = GCNConv(hidden, classes, improved=True)
-
-    def forward(self, x, edge_index):
-        h = nn.functional.dropout(torch.relu(self.gcn1(x, edge_index)), 0.5, self.training)
-        return self.gcn2(h, edge_index)
-
-
-class GIN(nn.Module):
-    def __init__(self, features=1, width=32, classes=3):
-        super().__init__()
-        from torch_geometric.nn import GINConv, global_add_pool
-
-        def mlp(a):
-            return nn.Sequential(nn.Linear(a, width), nn.ReLU(), nn.Linear(width, width))
-
-        self.convs = nn.ModuleList([GINConv(mlp(features)), GINConv(mlp(width))])
-        self.pool = global_add_pool
-        self.fc, self.head = nn.Linear(width, width), nn.Linear(width, classes)
-
-    def forward(self, x, edge_index, batch):
-        for conv in self.convs:
-            x = torch.relu(conv(x, edge_index))
-        return self.head(torch.relu(self.fc(self.pool(x, batch))))
 
 
 def load(name: str, seed: int) -> dict:

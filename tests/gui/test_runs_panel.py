@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit, QMessageBox
+from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit
 
 from engine.examples import EXAMPLES_DIR
 from engine.project import load_project, parse_project, project_to_dict, save_project
@@ -28,17 +28,9 @@ RUN_TIMEOUT_MS = 90_000
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Settings and runs in a temporary folder; message boxes are recorded, never shown."""
-    monkeypatch.setenv("LAYERLAB_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LAYERLAB_RUNS_DIR", str(tmp_path / "runs"))
-    shown = []
-    for name in ("critical", "warning", "question", "information"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(
-            lambda *a, _n=name, **k: shown.append((_n, a[1], a[2])) or
-            QMessageBox.StandardButton.Ok))
-    return shown
+def isolated(gui_isolated):
+    """Settings, data and runs in a temporary folder; message boxes recorded, never shown."""
+    return gui_isolated
 
 
 def spirals(width: int, lr: float, epochs: int = 2) -> dict:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QMessageBox
 
 from engine.examples import EXAMPLES_DIR
 from gui.document import Document
@@ -26,18 +25,9 @@ SWEEP_TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Runs, settings and data in a temporary folder; message boxes are recorded, never
-    shown."""
-    monkeypatch.setenv("LAYERLAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("LAYERLAB_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(tmp_path / "data"))
-    shown = []
-    for name in ("critical", "warning", "question", "information"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(
-            lambda *a, _n=name, **k: shown.append((_n, a[1], a[2])) or
-            QMessageBox.StandardButton.Ok))
-    return shown
+def isolated(gui_isolated):
+    """Settings, data and runs in a temporary folder; message boxes recorded, never shown."""
+    return gui_isolated
 
 
 def small_spirals(tmp_path: Path) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt, QThread, QTimer
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from engine.examples import EXAMPLES_DIR
 from engine.project import load_project, parse_project, project_to_dict, save_project
@@ -32,16 +32,9 @@ LEFT = Qt.MouseButton.LeftButton
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Settings in a temporary folder; message boxes are recorded, never shown."""
-    monkeypatch.setenv("LAYERLAB_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(tmp_path / "data"))
-    shown = []
-    for name in ("critical", "warning", "question", "information"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(
-            lambda *a, _n=name, **k: shown.append((_n, a[1], a[2])) or
-            QMessageBox.StandardButton.Ok))
-    return shown
+def isolated(gui_isolated):
+    """Settings, data and runs in a temporary folder; message boxes recorded, never shown."""
+    return gui_isolated
 
 
 def example(name: str, **changes) -> dict:

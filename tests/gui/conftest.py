@@ -1,0 +1,20 @@
+"""What the window tests share."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+
+@pytest.fixture
+def gui_isolated(tmp_path, monkeypatch):
+    """Settings, data and runs in a temporary folder; message boxes are recorded as
+    ``(kind, title, text)``, never shown."""
+    monkeypatch.setenv("LAYERLAB_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LAYERLAB_RUNS_DIR", str(tmp_path / "runs"))
+    shown = []
+    for name in ("critical", "warning", "question", "information"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(
+            lambda *a, _n=name, **k: shown.append((_n, a[1], a[2])) or
+            QMessageBox.StandardButton.Ok))
+    return shown
