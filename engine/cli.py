@@ -23,12 +23,45 @@ COMMANDS = {
     "runs": "engine.runs_cli",
     "sweep": "engine.sweep_cli",
     "explain": "engine.explain_cli",
+    "examples": "engine.examples_cli",
+}
+
+# shown under every command's --help; `layerlab` is the installed command, `python main.py` the
+# same from a checkout
+EXAMPLES = {
+    "check": ["layerlab check mlp_spirals", "layerlab check my_net.layerlab.json"],
+    "summary": ["layerlab summary cnn_digits", "layerlab summary my_net.layerlab.json --json"],
+    "train": ["layerlab train mlp_spirals --epochs 5 --out runs/spirals",
+              "layerlab train cnn_digits --device cuda --seed 1 --tensorboard",
+              "layerlab train my_net.layerlab.json --resume runs/my_net/checkpoint.pt",
+              "torchrun --standalone --nproc_per_node 2 -m layerlab train cnn_digits "
+              "--distributed"],
+    "export": ["layerlab export mlp_spirals --weights runs/spirals/weights.pt --format onnx "
+               "--out spirals.onnx",
+               "layerlab export cnn_digits --weights W.pt --format python --out cnn_pytorch/",
+               "layerlab export gan_ring --weights W.pt --model generator --format "
+               "torchscript --out generator.pt"],
+    "import": ["layerlab import torchvision.models:resnet18 --input-shape 3,224,224 "
+               "--out resnet18.layerlab.json",
+               "layerlab import my_model.py:Net --weights net.pt --out net.layerlab.json"],
+    "runs": ["layerlab runs my_net.layerlab.json", "layerlab runs my_net.layerlab.json --json"],
+    "sweep": ["layerlab sweep mlp_spirals --param training.optimizer.lr=float:1e-4:1e-1:log "
+              "--trials 20",
+              "layerlab sweep mlp_spirals --param fc1.out_features=int:8:64 "
+              "--param a1.type=choice:ReLU,Tanh --jobs 2 --epochs 5"],
+    "explain": ["layerlab explain cnn_digits --weights W.pt --sample 0 --method ig "
+                "--out ig.png",
+                "layerlab explain cnn_digits --weights W.pt --sample 3 --method gradcam "
+                "--node conv2 --out cam.json"],
+    "examples": ["layerlab examples", "layerlab examples --json"],
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="layerlab", description="Layerlab command line")
+    parser = argparse.ArgumentParser(prog="layerlab", description="Layerlab command line: "
+                                     "layerlab COMMAND --help shows each command's options "
+                                     "and examples.")
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for command, module_name in COMMANDS.items():
@@ -40,7 +73,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         modules[command] = module
         module.add_parser(sub, command)
+    for command, subparser in sub.choices.items():
+        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
+        lines = EXAMPLES.get(command)
+        if lines:
+            subparser.epilog = "examples:\n" + "\n".join("  " + line for line in lines) + \
+                "\n\nPROJECT is a .layerlab.json file or the name of a bundled example " \
+                "(layerlab examples)."
     args = parser.parse_args(argv)
+    if isinstance(getattr(args, "project", None), str):
+        args.project = resolve_project(args.project)
     try:
         return modules[args.command].run(args)
     except LayerlabError as exc:
@@ -53,6 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0
+
+
+def resolve_project(text: str) -> str:
+    """A PROJECT argument: the file if it exists, else the bundled example of that name, else
+    the text unchanged (loading it then says that the file is missing)."""
+    from pathlib import Path
+
+    from .examples import find_example
+
+    if Path(text).exists():
+        return text
+    example = find_example(text)
+    return str(example) if example is not None else text
 
 
 def add_parser(sub, command: str) -> None:

@@ -52,13 +52,22 @@ def project_stem(project) -> str:
 
 def runs_base(project) -> Path:
     """The ``runs`` folder a project's runs go in (not created): ``LAYERLAB_RUNS_DIR``, else
-    beside the project file, else in the current folder."""
+    ``~/.layerlab/runs`` for a bundled example, else beside the project file, else in the
+    current folder."""
     env = os.environ.get(RUNS_ENV)
     if env:
         return Path(env)
+    if getattr(project, "path", None) and _bundled(project.path):
+        return fallback_root(project).parent  # the shipped examples' folder stays untouched
     if getattr(project, "path", None):
         return Path(project.path).resolve().parent / "runs"
     return Path.cwd() / "runs"
+
+
+def _bundled(path) -> bool:
+    from .examples import is_bundled
+
+    return is_bundled(path)
 
 
 def fallback_root(project) -> Path:

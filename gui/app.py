@@ -17,7 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from engine.examples import DEFAULT_EXAMPLE
+from engine.cli import COMMANDS as CLI_COMMANDS
+from engine.examples import DEFAULT_EXAMPLE, find_example
 from engine.project import ProjectError
 from gui import dialogs
 from gui.document import Document
@@ -28,8 +29,18 @@ SCREENSHOT_DELAY_S = 1.5  # with --screenshot alone: time for the first layout a
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="layerlab", description="Open the Layerlab window.")
-    parser.add_argument("project", nargs="?", help="a .layerlab.json project to open")
+    parser = argparse.ArgumentParser(
+        prog="layerlab", description="Open the Layerlab window.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands (layerlab COMMAND --help for each):\n  "
+               + ", ".join(CLI_COMMANDS) + "\n\nexamples:\n"
+               "  layerlab                          the window with the CNN digits example\n"
+               "  layerlab my_net.layerlab.json     open a project\n"
+               "  layerlab mlp_spirals --train      a bundled example, training at once\n"
+               "  layerlab check my_net.layerlab.json\n"
+               "  layerlab --version")
+    parser.add_argument("project", nargs="?", help="a .layerlab.json project, or the name of "
+                        "a bundled example (layerlab examples), to open")
     parser.add_argument("--screenshot", metavar="PNG", help="save a picture of the window")
     parser.add_argument("--quit-after", type=float, metavar="SECONDS",
                         help="close the window after this many seconds (the screenshot is "
@@ -50,7 +61,12 @@ def make_app() -> QApplication:
 def initial_document(path: str | None) -> tuple[Document, str | None]:
     """The document to show first, and the loader's message if ``path`` could not be opened."""
     if path:
+        example = None if Path(path).exists() else find_example(path)
         try:
+            if example is not None:  # a bundled example by name, opened as a copy
+                document = Document.open(example)
+                document.project.path = None
+                return document, None
             return Document.open(path), None
         except ProjectError as exc:
             error = str(exc)

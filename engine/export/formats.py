@@ -376,7 +376,11 @@ def _recorder(seen: dict, name: str):
 
 
 def _onnxruntime_difference(job: ExportJob, path) -> float:
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("onnx: onnxruntime, which checks the exported file, is not installed "
+                          "(pip install onnxruntime)") from None
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
