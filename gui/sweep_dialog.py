@@ -228,6 +228,9 @@ def _centered(widget: QWidget) -> QWidget:
 
 
 # -- the background thread ---------------------------------------------------------------------
+_STILL_RUNNING: list = []  # (thread, worker) of sweeps that outlived their window's close
+
+
 def _abort_callback(flag: threading.Event):
     """A Trainer callback that ends the running trial once ``flag`` is set (the window
     closes)."""
@@ -613,6 +616,11 @@ class SweepDialog(QDialog):
         if self.running and self.worker is not None:
             self.worker.abort()
             self.sweep_thread.wait(STOP_WAIT_MS)
+        if self.sweep_thread is not None and self.sweep_thread.isRunning():
+            # a trial that did not stop in time: a QThread destroyed while it runs aborts the
+            # process, so this one is kept until the process ends
+            _STILL_RUNNING.append((self.sweep_thread, self.worker))
+        self.worker = self.sweep_thread = None  # freed now, not by a later collection
 
     def _set_running(self, running: bool) -> None:
         running = running and self.running

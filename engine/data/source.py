@@ -55,6 +55,15 @@ READ_CHUNK = 512  # samples per worker task while reading a set into memory
 # input bytes (float32) of one streamed validation batch at most: the trainer asks for chunks of
 # 1024 samples, and a convolution's activations of 1024 96x96 RGB images take over a gigabyte
 VAL_BATCH_BYTES = 16 * 2**20
+
+
+def val_chunk(size: int, batch_size: int, sample_bytes: int) -> int:
+    """Samples per validation forward pass: ``size`` at most, and at most ``VAL_BATCH_BYTES``
+    of input, but never fewer than the training batch (which the run holds anyway)."""
+    by_bytes = VAL_BATCH_BYTES // max(1, int(sample_bytes))
+    return max(1, min(int(size), max(int(batch_size), by_bytes)))
+
+
 EXTRA_KINDS = ("engine.data.environment", "engine.data.graphs", "engine.data.graph_files")
 
 
@@ -374,8 +383,7 @@ class StreamedSource(DataSource):
         """The validation split in batches of at most ``size`` samples, and of at most
         ``VAL_BATCH_BYTES`` of input unless the training batch is larger: the activations of a
         big batch of large images would dwarf everything else the run holds."""
-        per_sample = math.prod(self.shapes["x"]) * 4
-        size = max(1, min(int(size), max(self._batch_size, VAL_BATCH_BYTES // max(1, per_sample))))
+        size = val_chunk(size, self._batch_size, math.prod(self.shapes["x"]) * 4)
         n = self.val_size
         return _Pass(self, [self.val_idx[i:i + size].tolist() for i in range(0, n, size)])
 

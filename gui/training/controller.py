@@ -40,6 +40,9 @@ def snapshot_project(project):
     return copy
 
 
+_STILL_RUNNING: list = []  # training threads that outlived their window's close
+
+
 class TrainingController(QObject):
     """Runs one training at a time for the window (see the module doc)."""
 
@@ -137,7 +140,10 @@ class TrainingController(QObject):
         """Stop and wait for the training thread (the window is closing)."""
         if self.thread is not None and self.thread.is_running():
             self.thread.worker.stop()
-            self.thread.wait(timeout_ms)
+            if not self.thread.wait(timeout_ms):
+                # a QThread destroyed while it runs aborts the process: keep this one until
+                # the process ends
+                _STILL_RUNNING.append(self.thread)
         self.timer.stop()
         self.latency.stop()
 

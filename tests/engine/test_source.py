@@ -163,3 +163,36 @@ def test_train_names_the_choice_on_its_first_stderr_line(tmp_path):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0]["event"] == "epoch" and lines[-1]["event"] == "done"
     assert np.isfinite(lines[0]["val_loss"])
+
+
+def test_val_chunk_caps_the_input_bytes_but_not_below_the_batch():
+    from engine.data.source import VAL_BATCH_BYTES, val_chunk
+
+    image = 3 * 96 * 96 * 4  # one 96x96 RGB image as float32
+    assert val_chunk(1024, 32, image) == VAL_BATCH_BYTES // image == 151
+    assert val_chunk(1024, 256, image) == 256  # the training batch is held anyway
+    assert val_chunk(1024, 32, 2 * 4) == 1024  # small samples: the whole chunk
+    assert val_chunk(1024, 32, 10**12) == 32
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_validation_chunks_hold_the_byte_cap_and_give_the_same_metrics(tmp_path, monkeypatch,
+                                                                         in_memory):
+    """cnn_digits' 8x8 images with the cap at 40 images: every validation forward pass takes at
+    most max(40, batch) samples, and the validation loss and accuracy equal the uncapped run's."""
+    import engine.data.source as source
+
+    path = project_file(tmp_path, params={"in_memory": in_memory, "workers": 0})
+    results, sizes = [], []
+    for cap in (source.VAL_BATCH_BYTES, 40 * 64 * 4):
+        monkeypatch.setattr(source, "VAL_BATCH_BYTES", cap)
+        trainer = Trainer(load_project(path), device="cpu", epochs=1)
+        trainer.fit()
+        sizes.append([len(target) for _, target, _ in trainer.task.val_parts()])
+        results.append(trainer.history[-1])
+        trainer.close()
+    batch = load_project(path).training["batch_size"]
+    assert sizes[0] == [sum(sizes[0])]  # 360 validation images in one pass without the cap
+    assert max(sizes[1]) == max(40, batch) and sum(sizes[1]) == sum(sizes[0])
+    assert results[0]["val_loss"] == pytest.approx(results[1]["val_loss"], rel=1e-5)
+    assert results[0]["val_accuracy"] == pytest.approx(results[1]["val_accuracy"], abs=1e-9)

@@ -1,8 +1,22 @@
 """What the window tests share."""
 from __future__ import annotations
 
+import gc
+
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QMessageBox
+
+
+@pytest.fixture(autouse=True)
+def _previous_windows_gone(qapp):
+    """Delete what earlier tests left behind before this one starts: pytest-qt closes a test's
+    widgets with ``deleteLater`` and Python's cycle collector frees their wrappers whenever it
+    next runs, which would otherwise happen in the middle of the next test, while its training
+    or sweep thread runs. Here both happen at a known moment with no thread of ours running."""
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    yield
 
 
 @pytest.fixture

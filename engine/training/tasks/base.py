@@ -20,7 +20,9 @@ from engine.training.config import Choice
 from engine.training.optim import build_loss
 
 NULL_CONTEXT = contextlib.nullcontext()
-EVAL_CHUNK = 1024  # validation samples per forward pass (at least the batch size)
+# validation samples per forward pass: at least the batch size, fewer for large samples (at most
+# VAL_BATCH_BYTES of input, engine.data.source.val_chunk)
+EVAL_CHUNK = 1024
 
 
 class Task:
@@ -222,6 +224,10 @@ class SupervisedTask(Task):
         (None when the data have none)."""
         size = max(EVAL_CHUNK, self.config.batch_size)
         if self.in_memory:
+            from ...data.source import val_chunk
+
+            sample_bytes = sum(x[0].numel() * x.element_size() for x in self.x_val if len(x))
+            size = val_chunk(size, self.config.batch_size, sample_bytes)
             y = self.dataset.y_val
             for part in chunks(self.val_size, size):
                 yield self.inputs(part, "val"), self.t_val[part], None if y is None else y[part]
