@@ -65,6 +65,8 @@ SPECS = [
     ActionSpec("sweep", "S&weep…", "open_sweep", (), None,
                "Search the training settings: trials trained one after another"),
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "show_shortcuts", (SK.HelpContents, "F1")),
+    ActionSpec("layer_reference", "&Layer Reference", "show_layer_reference", ("Shift+F1",),
+               None, "Every layer type: parameters, ports, shape rule and the torch module"),
     ActionSpec("about", "&About Layerlab", "show_about"),
 ]
 
@@ -76,7 +78,7 @@ MENUS = {
     "&View": ["zoom_in", "zoom_out", "zoom_fit", "-", "dark", "-", "@panels"],
     "&Arrange": ["auto_layout"],
     "&Training": ["sweep"],
-    "&Help": ["shortcuts", "-", "about"],
+    "&Help": ["layer_reference", "shortcuts", "-", "about"],
 }
 TOOLBAR = ["new", "open", "save", "-", "undo", "redo", "-", "copy", "paste", "duplicate",
            "delete", "-", "zoom_fit", "auto_layout", "-", "examples"]

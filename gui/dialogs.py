@@ -46,9 +46,11 @@ def ask_restore(parent: QWidget | None, name: str, when: str) -> bool:
 
 
 def show_about(parent: QWidget | None) -> None:
+    from layerlab import __version__
+
     QMessageBox.about(
         parent, "About Layerlab",
-        "<h3>Layerlab</h3><p>A desktop visual builder for neural networks: drag layers onto "
+        f"<h3>Layerlab {__version__}</h3><p>A desktop visual builder for neural networks: drag layers onto "
         "the canvas, wire them, and watch every tensor shape and parameter count as you "
         "build.</p><p>Built on PySide6, PyTorch, networkx and pyqtgraph.</p>")
 

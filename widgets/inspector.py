@@ -297,6 +297,7 @@ class InspectorWidget(QScrollArea):
 
     param_edit_requested = Signal(str, str, object)  # node id, parameter, value (UNSET: default)
     rename_requested = Signal(str, str)  # old id, new id
+    reference_requested = Signal(str)  # a layer type: its entry in Help → Layer Reference
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -437,12 +438,22 @@ class InspectorWidget(QScrollArea):
         doc = QLabel(spec.doc)
         doc.setWordWrap(True)
         doc.setObjectName("mutedText")
+        more = QToolButton()
+        more.setObjectName("referenceLink")
+        more.setText("Reference")
+        more.setAutoRaise(True)
+        more.setCursor(Qt.CursorShape.PointingHandCursor)
+        more.setToolTip(f"{spec.type} in Help → Layer Reference: parameters, ports, shape rule "
+                        "and the torch module")
+        more.clicked.connect(lambda: self.reference_requested.emit(spec.type))
+        self.reference_button = more
         col = QVBoxLayout()
         col.setSpacing(2)
         col.addWidget(title)
         col.addWidget(doc)
         row.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
         row.addLayout(col, 1)
+        row.addWidget(more, 0, Qt.AlignmentFlag.AlignTop)
         return head
 
     def _dark(self) -> bool:

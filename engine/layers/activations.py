@@ -5,9 +5,13 @@ from .rules import elementwise_macs, one, same_shape, torch_dim
 from .spec import CHOICE, FLOAT, INT, LayerSpec, ModuleCall, Param
 
 
-def _act(type_, doc, cls=None, params=(), kwargs=lambda p: {}, infer=same_shape, keys=()):
+_ELEMENTWISE = "any shape → the same shape (applied to every element on its own)."
+
+
+def _act(type_, doc, cls=None, params=(), kwargs=lambda p: {}, infer=same_shape, keys=(),
+         shape_doc=_ELEMENTWISE):
     return LayerSpec(type_, "Activations", doc, params=params, infer=infer,
-                     stats=elementwise_macs, key_params=keys,
+                     stats=elementwise_macs, key_params=keys, shape_doc=shape_doc,
                      module=lambda p, ins: ModuleCall(cls or f"nn.{type_}", kwargs(p)))
 
 
@@ -33,7 +37,10 @@ SPECS = [
     _act("Tanh", "Hyperbolic tangent: squashes to (−1, 1)."),
     _act("Softmax", "Turns scores into probabilities that sum to 1 along dim.",
          params=(Param("dim", INT, -1, "Dimension that sums to 1 (0 is the batch)."),),
-         kwargs=lambda p: {"dim": p["dim"]}, infer=_softmax_infer),
+         kwargs=lambda p: {"dim": p["dim"]}, infer=_softmax_infer,
+         shape_doc="any shape → the same shape; dim must name one of its axes (torch "
+                   "numbering: 0 is the batch, so 1 is the first axis; negative counts from the "
+                   "end)."),
     _act("Step", "Heaviside threshold (1 if x > 0 else 0), the perceptron's activation; "
          "its gradient passes straight through.", cls="Step"),
 ]

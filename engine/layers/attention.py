@@ -94,6 +94,8 @@ SPECS = [
         ),
         inputs=(InPort("query"), InPort("key", optional=True), InPort("value", optional=True)),
         infer=_mha_infer, stats=_mha_stats, module=_mha_module, emit=_emit_mha,
+        shape_doc="query T×E, key S×Eₖ, value S×Eᵥ → T×E; key defaults to the query, value "
+                  "to the key; num_heads must divide E.",
         key_params=("num_heads",)),
     LayerSpec(
         "TransformerEncoderLayer", "Attention", "Self-attention plus a feed-forward block, each "
@@ -109,6 +111,7 @@ SPECS = [
                   "after."),
         ),
         infer=_tel_infer, stats=_tel_stats, key_params=("nhead", "dim_feedforward"),
+        shape_doc="T×E → T×E (d_model = E); nhead must divide E.",
         module=lambda p, ins: ModuleCall("nn.TransformerEncoderLayer", {
             "d_model": one(ins)[1], **p, "batch_first": True})),
     LayerSpec(
@@ -116,6 +119,7 @@ SPECS = [
         "the order of steps.",
         params=(Param("max_len", INT, 5000, "Longest sequence supported.", min=1),),
         infer=_pe_infer, stats=lambda p, ins, outs: Stats(macs=one(ins)[0] * one(ins)[1]),
+        shape_doc="T×E → T×E (d_model = E); T must be at most max_len.",
         module=lambda p, ins: ModuleCall("PositionalEncoding", {
             "d_model": one(ins)[1], "max_len": p["max_len"]})),
 ]

@@ -116,9 +116,14 @@ def _pool_infer(layer):
     return infer
 
 
+_POOL_SHAPE = ("C×H×W → C×H'×W' with H' = ⌊(H + 2·padding − kernel_size)/stride⌋ + 1 (W' "
+               "alike, per axis); stride defaults to kernel_size, padding is at most half the "
+               "kernel.")
+
+
 def _pool(layer, doc):
     return LayerSpec(
-        layer, "Pooling", doc,
+        layer, "Pooling", doc, shape_doc=_POOL_SHAPE,
         params=(
             Param("kernel_size", SIZE, doc="Window size.", min=1, starter=2),
             Param("stride", SIZE, None, "Step between windows (default: the window size).",
@@ -154,9 +159,9 @@ def _norm_infer(layer, ranks, what):
     return infer
 
 
-def _bn(layer, ranks, what, doc):
+def _bn(layer, ranks, what, doc, shape_doc):
     return LayerSpec(
-        layer, "Normalization", doc,
+        layer, "Normalization", doc, shape_doc=shape_doc,
         params=(
             Param("eps", FLOAT, 1e-5, "Added to the variance for numerical stability.", min=0.0),
             Param("momentum", FLOAT, 0.1, "Weight of the newest batch in the running "
@@ -175,16 +180,27 @@ def _ln_stats(p, ins, outs):
 SPECS = [
     LayerSpec("Conv1d", "Convolution", "Slides learned filters along a signal (channels, length).",
               params=_conv_params(dims=1), infer=_conv_infer("Conv1d", 1), stats=_conv_stats,
-              module=_conv_module("nn.Conv1d"), key_params=("out_channels", "kernel_size")),
+              module=_conv_module("nn.Conv1d"), key_params=("out_channels", "kernel_size"),
+              shape_doc="C×L → out_channels×L' with L' = ⌊(L + 2·padding − dilation·"
+                        "(kernel_size − 1) − 1)/stride⌋ + 1; padding 'same' (stride 1 only) "
+                        "keeps L, 'valid' means 0; groups must divide C and out_channels."),
     LayerSpec("Conv2d", "Convolution", "Slides learned filters over an image (channels, height, "
               "width).", params=_conv_params(), infer=_conv_infer("Conv2d", 2),
               stats=_conv_stats, module=_conv_module("nn.Conv2d"),
-              key_params=("out_channels", "kernel_size", "stride")),
+              key_params=("out_channels", "kernel_size", "stride"),
+              shape_doc="C×H×W → out_channels×H'×W' with H' = ⌊(H + 2·padding − dilation·"
+                        "(kernel_size − 1) − 1)/stride⌋ + 1 (W' alike, per axis); padding "
+                        "'same' (stride 1 only) keeps H×W, 'valid' means 0; groups must divide "
+                        "C and out_channels."),
     LayerSpec("ConvTranspose2d", "Convolution", "Learned upsampling: the transpose of a "
               "convolution, used by decoders and generators.",
               params=_conv_params(transposed=True), infer=_convt_infer, stats=_convt_stats,
               module=_conv_module("nn.ConvTranspose2d"),
-              key_params=("out_channels", "kernel_size", "stride")),
+              key_params=("out_channels", "kernel_size", "stride"),
+              shape_doc="C×H×W → out_channels×H'×W' with H' = (H − 1)·stride − 2·padding + "
+                        "dilation·(kernel_size − 1) + output_padding + 1 (W' alike, per axis); "
+                        "output_padding must be smaller than stride or dilation; groups must "
+                        "divide C and out_channels."),
     _pool("MaxPool2d", "Keeps the largest value in each window; halves the size with 2×2."),
     _pool("AvgPool2d", "Averages each window."),
     LayerSpec("AdaptiveAvgPool2d", "Pooling", "Averages to a fixed output size whatever the "
@@ -192,6 +208,8 @@ SPECS = [
               params=(Param("output_size", SIZE, doc="Output height and width.", min=1,
                             starter=1),),
               infer=_adaptive_infer, key_params=("output_size",),
+              shape_doc="C×H×W → C×output_size×output_size (or C×h×w for a pair [h, w]), "
+                        "whatever H and W are.",
               stats=lambda p, ins, outs: Stats(macs=prod(one(ins))),
               module=lambda p, ins: ModuleCall("nn.AdaptiveAvgPool2d", dict(p))),
     LayerSpec("Upsample", "Pooling", "Enlarges an image or signal by scale_factor.",
@@ -200,16 +218,22 @@ SPECS = [
                       Param("mode", CHOICE, "nearest", "How new values are filled in.",
                             choices=("nearest", "bilinear", "linear"))),
               infer=_upsample_infer, stats=no_stats, key_params=("scale_factor",),
+              shape_doc="C×H×W → C×⌊H·scale_factor⌋×⌊W·scale_factor⌋, or C×L → "
+                        "C×⌊L·scale_factor⌋; mode 'bilinear' needs an image, 'linear' a signal.",
               module=lambda p, ins: ModuleCall("nn.Upsample", dict(p))),
     _bn("BatchNorm1d", (1, 2), "features (F,) or a signal (channels, length)",
-        "Normalizes each feature over the batch; speeds up training of MLPs."),
-    _bn("BatchNorm2d", (3,), _IMG, "Normalizes each channel over the batch and image."),
+        "Normalizes each feature over the batch; speeds up training of MLPs.",
+        "F or C×L → the same shape; num_features is the first axis (F or C)."),
+    _bn("BatchNorm2d", (3,), _IMG, "Normalizes each channel over the batch and image.",
+        "C×H×W → the same shape; num_features is C."),
     LayerSpec("LayerNorm", "Normalization", "Normalizes each sample over its last dimension "
               "(Transformers' normalization).",
               params=(Param("eps", FLOAT, 1e-5, "Added to the variance for numerical "
                             "stability.", min=0.0),
                       Param("elementwise_affine", BOOL, True, "Learn a scale and shift.")),
               infer=same_shape, stats=_ln_stats,
+              shape_doc="… × F → the same shape; normalizes over the last axis "
+                        "(normalized_shape = F).",
               module=lambda p, ins: ModuleCall("nn.LayerNorm", {
                   "normalized_shape": one(ins)[-1], **p})),
 ]

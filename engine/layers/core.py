@@ -65,9 +65,12 @@ SPECS = [
                   "when empty.", optional=True),
             Param("key", STR, "x", "Which dataset field this input reads."),
         ),
-        inputs=(), key_params=("shape",)),
+        inputs=(), key_params=("shape",),
+        shape_doc="nothing → shape, or the per-sample shape of the dataset field key when shape "
+                  "is empty (no −1 entries; a graph field stays N×F or 2×E)."),
     LayerSpec("Output", "I/O", "Marks a model output; the task's loss compares it with targets.",
-              outputs=()),
+              outputs=(), shape_doc="any shape S → no wire: S is the shape of the model's "
+                                    "output (not one frame of a per-frame chain)."),
     LayerSpec(
         "Linear", "Core", "Fully connected layer: y = x·Wᵀ + b over the last dimension.",
         params=(
@@ -75,6 +78,8 @@ SPECS = [
             Param("bias", BOOL, True, "Learn an additive bias."),
         ),
         infer=_linear_infer, stats=_linear_stats, key_params=("out_features",),
+        shape_doc="… × in → … × out_features: acts on the last axis (in = its size) and keeps "
+                  "every axis before it; the input needs at least one axis.",
         module=lambda p, ins: ModuleCall("nn.Linear", {
             "in_features": one(ins)[-1], "out_features": p["out_features"], "bias": p["bias"]})),
     LayerSpec(
@@ -84,6 +89,9 @@ SPECS = [
             Param("end_dim", INT, -1, "Last dimension to flatten."),
         ),
         infer=_flatten_infer, stats=no_stats,
+        shape_doc="d₁×…×dₙ → the axes start_dim..end_dim multiplied into one, the others kept "
+                  "(torch numbering: 0 is the batch, which stays; negative counts from the end); "
+                  "with the defaults C×H×W → C·H·W.",
         module=lambda p, ins: ModuleCall("nn.Flatten", {
             "start_dim": p["start_dim"], "end_dim": p["end_dim"]})),
     LayerSpec(
@@ -91,11 +99,14 @@ SPECS = [
         params=(Param("shape", SHAPE, doc="Target sample shape, e.g. [1, 8, 8]; one entry may "
                       "be -1.", starter=[-1]),),
         infer=_reshape_infer, stats=no_stats, key_params=("shape",),
+        shape_doc="any shape of n values → shape, whose product must be n; one −1 entry "
+                  "becomes n ÷ (the product of the others).",
         module=lambda p, ins: ModuleCall("Reshape", {"shape": tuple(p["shape"])})),
     LayerSpec(
         "Dropout", "Core", "Zeroes random elements with probability p while training.",
         params=(Param("p", FLOAT, 0.5, "Probability of dropping an element.", min=0.0, max=0.99),),
         infer=same_shape, stats=no_stats, key_params=("p",),
+        shape_doc="any shape → the same shape.",
         module=lambda p, ins: ModuleCall("nn.Dropout", {"p": p["p"]})),
     LayerSpec(
         "Embedding", "Core", "Looks up a learned vector for each integer token.",
@@ -106,6 +117,8 @@ SPECS = [
         ),
         infer=lambda p, ins: {"out": one(ins) + (p["embedding_dim"],)},
         stats=_embedding_stats, emit=_emit_embedding,
+        shape_doc="… (integer tokens) → … × embedding_dim: one vector per token, e.g. "
+                  "T → T×embedding_dim.",
         key_params=("num_embeddings", "embedding_dim"),
         module=lambda p, ins: ModuleCall("nn.Embedding", {
             "num_embeddings": p["num_embeddings"], "embedding_dim": p["embedding_dim"]})),

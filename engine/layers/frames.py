@@ -38,10 +38,15 @@ SPECS = [
         "PerFrame", "Recurrent", "Starts a per-frame chain: the layers after it run on every "
         "frame of a (T, C, H, W) sequence, until MergeFrames.",
         infer=_per_frame_infer, stats=no_stats, extra={"frames": "start"},
+        shape_doc="T×d₁×…×dₖ (k ≥ 1) → d₁×…×dₖ per frame: the layers up to MergeFrames see "
+                  "one frame and infer from it, T travels along (their wires read T×…); not "
+                  "inside another chain.",
         module=lambda p, ins: ModuleCall("FoldFrames", {})),
     LayerSpec(
         "MergeFrames", "Recurrent", "Ends a per-frame chain: the per-frame results become a "
         "(T, features) sequence for LSTM, GRU or attention.",
         infer=_merge_frames_infer, stats=no_stats, extra={"frames": "end"},
+        shape_doc="d₁×…×dₖ per frame, inside a chain of T frames → T×d₁×…×dₖ, a whole "
+                  "tensor again.",
         module=lambda p, ins: ModuleCall("UnfoldFrames", {"frames": one(ins).frames})),
 ]

@@ -167,6 +167,7 @@ SPECS = [
             Param("bias", BOOL, True, "Learn an additive bias."),
         ),
         inputs=CONV_PORTS, infer=_gcn_infer, stats=_gcn_stats, module=_gcn_module,
+        shape_doc="x N×F, edge_index 2×E → N×out_channels; add_self_loops needs normalize.",
         key_params=("out_channels",), extra={"graph": "conv"}),
     LayerSpec(
         "GATConv", "Graph", "Graph attention (Veličković et al.): each node weighs its "
@@ -184,6 +185,8 @@ SPECS = [
             Param("bias", BOOL, True, "Learn an additive bias."),
         ),
         inputs=CONV_PORTS, infer=_gat_infer, stats=_gat_stats, module=_gat_module,
+        shape_doc="x N×F, edge_index 2×E → N×(heads·out_channels) with concat, "
+                  "N×out_channels without.",
         key_params=("out_channels", "heads"), extra={"graph": "conv"}),
     LayerSpec(
         "SAGEConv", "Graph", "GraphSAGE (Hamilton et al.): a node's features plus an "
@@ -197,6 +200,7 @@ SPECS = [
             Param("bias", BOOL, True, "Learn an additive bias."),
         ),
         inputs=CONV_PORTS, infer=_sage_infer, stats=_sage_stats, module=_sage_module,
+        shape_doc="x N×F, edge_index 2×E → N×out_channels.",
         key_params=("out_channels", "aggr"), extra={"graph": "conv"}),
     LayerSpec(
         "GINConv", "Graph", "Graph isomorphism network (Xu et al.): a two-layer MLP on the "
@@ -210,6 +214,8 @@ SPECS = [
                   min=-10.0, max=10.0),
         ),
         inputs=CONV_PORTS, infer=_gin_infer, stats=_gin_stats, module=_gin_module,
+        shape_doc="x N×F, edge_index 2×E → N×out_channels (hidden sizes only the MLP "
+                  "inside).",
         key_params=("out_channels",), extra={"graph": "conv"}),
     LayerSpec(
         "GraphPool", "Graph", "One vector per graph: the mean, max or sum of its nodes' "
@@ -218,5 +224,7 @@ SPECS = [
                       choices=("mean", "max", "sum")),),
         inputs=(InPort("x"), InPort("batch", optional=True)), infer=_pool_infer,
         stats=_pool_stats, key_params=("mode",), extra={"graph": "pool"},
+        shape_doc="x N×F (batch: the graph id of each of the N nodes) → F per graph: one row "
+                  "per graph, or one row for all nodes without batch.",
         module=lambda p, ins: ModuleCall("GraphPool", {"mode": p["mode"]})),
 ]

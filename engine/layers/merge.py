@@ -69,19 +69,25 @@ def _reparam_infer(p, ins):
 SPECS = [
     LayerSpec("Add", "Merge", "Adds its inputs element by element (residual connections).",
               inputs=(InPort("in", multi=True),), infer=_same_infer("Add"),
+              shape_doc="two or more inputs of one shape S → S.",
               stats=elementwise_macs, emit=_emit_fold(operator.add)),
     LayerSpec("Multiply", "Merge", "Multiplies its inputs element by element (gating).",
               inputs=(InPort("in", multi=True),), infer=_same_infer("Multiply"),
+              shape_doc="two or more inputs of one shape S → S.",
               stats=elementwise_macs, emit=_emit_fold(operator.mul)),
     LayerSpec("Concat", "Merge", "Joins its inputs along dim, in the order the wires were "
               "connected.",
               params=(Param("dim", INT, 1, "Dimension to join along (0 is the batch; 1 is "
                             "features or channels)."),),
               inputs=(InPort("in", multi=True),), infer=_concat_infer,
+              shape_doc="two or more inputs of one rank that agree on every axis but dim → "
+                        "that shape with the dim sizes added (torch numbering: 0 is the batch, "
+                        "1 the first axis), e.g. 32 and 16 → 48.",
               stats=no_stats, emit=_emit_concat, key_params=("dim",)),
     LayerSpec("Reparameterize", "Generative", "VAE sampling z = mu + ε·exp(logvar/2) while "
               "training; the mean at evaluation.",
               inputs=(InPort("mu"), InPort("logvar")), infer=_reparam_infer,
+              shape_doc="mu S and logvar S (one shape) → S.",
               stats=elementwise_macs,
               module=lambda p, ins: ModuleCall("Reparameterize", {})),
 ]

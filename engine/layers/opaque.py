@@ -279,5 +279,8 @@ SPECS = [
                   "(set by the importer).", optional=True),
         ),
         inputs=(InPort("in", multi=True),), infer=_infer, stats=_stats, module=_module,
-        emit=_emit, key_params=("module",), in_palette=False),
+        emit=_emit, key_params=("module",), in_palette=False,
+        shape_doc="one or more inputs → whatever the module returns, found by running it once "
+                  "on zeros (batch 2, evaluation mode); it must return one tensor that keeps "
+                  "the batch."),
 ]

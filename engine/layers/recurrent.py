@@ -74,6 +74,11 @@ def _rnn(layer, doc):
                             choices=("tanh", "relu")))
     return LayerSpec(layer, "Recurrent", doc, params=tuple(params), outputs=("out", "last"),
                      infer=_rnn_infer(layer), stats=_rnn_stats(layer),
+                     shape_doc="T×input → out: T×H, the top layer's output at every step, "
+                               "and last: H, its output at the last step (bidirectional: the "
+                               "forward direction's last step joined with the backward one's "
+                               "first), where H = hidden_size, ×2 if bidirectional; num_layers "
+                               "does not change the shapes.",
                      module=_rnn_module(layer), emit=_emit_recurrent,
                      key_params=("hidden_size", "num_layers"))
 
@@ -115,11 +120,14 @@ SPECS = [
         ),
         outputs=("out", "last"), infer=_rnn_infer("Reservoir"), stats=_reservoir_stats,
         emit=_emit_reservoir, key_params=("hidden_size", "spectral_radius"),
+        shape_doc="T×input → out: T×hidden_size, the state after every step; last: "
+                  "hidden_size, the final state.",
         module=lambda p, ins: ModuleCall("Reservoir", {"input_size": one(ins)[1], **p})),
     LayerSpec(
         "SequencePool", "Recurrent", "Reduces a sequence (steps, features) to one vector.",
         params=(Param("mode", CHOICE, "mean", "How steps are combined.",
                       choices=("mean", "max", "first", "last")),),
         infer=_pool_infer, stats=no_stats, key_params=("mode",),
+        shape_doc="T×F → F: the steps are reduced (mean, max, first or last).",
         module=lambda p, ins: ModuleCall("SequencePool", {"mode": p["mode"]})),
 ]

@@ -218,6 +218,9 @@ class LayerSpec:
     key_params: tuple[str, ...] = ()
     in_palette: bool = True  # False for a type only tools create (the importer's Opaque)
     extra: dict = field(default_factory=dict)
+    # the shape rule in words, for the layer reference (docs/layers, engine.reference): what
+    # ``infer`` computes, written once here so that the page and the rule sit side by side
+    shape_doc: str = ""
 
     @property
     def param_names(self) -> tuple[str, ...]:
