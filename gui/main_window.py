@@ -21,6 +21,7 @@ from gui.actions import Actions
 from gui.document import Document
 from gui.editing import Editing
 from gui.runs_panel import install_runs
+from gui.try_panel import install_try
 from gui.settings import Settings
 from gui.theme import apply_theme, canvas_theme
 from gui.training import install_training
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.set_theme(self.theme_name, save=False)
         install_training(self)  # the Training and Live views docks (gui.training)
         install_runs(self)  # the Runs dock (gui.runs_panel)
+        install_try(self)  # the Try dock (gui.try_panel)
 
     # -- building ----------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -104,6 +106,7 @@ class MainWindow(QMainWindow):
         self.inspector = InspectorWidget()
         self.inspector.param_edit_requested.connect(self._param_edit_requested)
         self.inspector.rename_requested.connect(self._rename_requested)
+        self.inspector.reference_requested.connect(self.show_layer_reference)
         self.inspector_dock = self.add_panel("Inspector", self.inspector,
                                              Qt.DockWidgetArea.RightDockWidgetArea,
                                              "inspectorDock", menu=False)
@@ -526,6 +529,11 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         dialogs.ShortcutsDialog(self.actions_.all(), self).exec()
+
+    def show_layer_reference(self, layer_type: str | None = None) -> None:
+        from gui.reference_dialog import show_layer_reference
+
+        show_layer_reference(self, layer_type if isinstance(layer_type, str) else None)
 
     def show_about(self) -> None:
         dialogs.show_about(self)

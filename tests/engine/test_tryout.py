@@ -1,0 +1,98 @@
+"""engine.tryout: what the Try panel asks of a trained model, checked against the trainer's
+own forward pass and Captum run directly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.examples import find_example
+from engine.explain import attribute
+from engine.project import load_project
+from engine.training import Trainer
+from engine.tryout import TryError, Tryout
+
+
+@pytest.fixture(scope="module")
+def digits():
+    trainer = Trainer(load_project(find_example("cnn_digits")), device="cpu", epochs=2)
+    trainer.fit()
+    yield trainer
+    trainer.close()
+
+
+def test_predictions_are_the_trainers(digits):
+    tryout = Tryout(digits)
+    assert tryout.input_kind == "image" and tryout.sample_shape == (1, 8, 8)
+    x, label = tryout.sample(5)
+    p = tryout.predict(x)
+    want = digits.predict(x).softmax(dim=1)[0].cpu().numpy()
+    np.testing.assert_allclose(p.probabilities, want, rtol=1e-5, atol=1e-7)
+    assert p.predicted == int(want.argmax()) and p.probabilities.sum() == pytest.approx(1.0)
+    assert label == int(digits.dataset.item(5, "val")["y"][0])
+    with pytest.raises(TryError, match="sample 9999"):
+        tryout.sample(9999)
+
+
+def test_the_review_sorts_the_wrong_ones_and_counts_the_confusions(digits):
+    tryout = Tryout(digits)
+    review = tryout.review()
+    assert len(review.labels) == tryout.size
+    wrong = review.wrong()
+    assert set(wrong) == set(np.flatnonzero(review.predicted != review.labels).tolist())
+    conf = review.confidence[wrong]
+    assert (np.diff(conf) <= 1e-12).all()  # the most confident first
+    assert review.accuracy == pytest.approx(digits.history[-1]["val_accuracy"], abs=1e-6)
+    pairs = review.confused_pairs(100)
+    assert sum(n for _, _, n in pairs) == len(wrong)
+    assert [n for _, _, n in pairs] == sorted((n for _, _, n in pairs), reverse=True)
+    t, p, n = pairs[0]
+    assert len(review.of_pair(t, p)) == n
+    for i in review.of_pair(t, p):
+        assert review.labels[i] == t and review.predicted[i] == p
+
+
+def test_refresh_copies_the_weights_and_never_touches_the_trainers_model(digits):
+    tryout = Tryout(digits)
+    net = digits.models["model"]
+    assert tryout.model is not net
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x, _ = tryout.sample(0)
+    tryout.explain(x, "ig")
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+    with torch.no_grad():
+        first = next(tryout.model.parameters())
+        first.add_(1.0)  # the copy changes, the trainer's model does not
+    assert not torch.equal(first, next(net.parameters()))
+    tryout.refresh()
+    assert torch.equal(next(tryout.model.parameters()), next(net.parameters()).cpu())
+
+
+@pytest.mark.parametrize("method", ["saliency", "ig", "occlusion", "gradcam"])
+def test_explain_is_captum_on_the_same_model(digits, method):
+    tryout = Tryout(digits)
+    x, _ = tryout.sample(3)
+    got = tryout.explain(x, method, target=2)
+    want = attribute(tryout.model, tryout.graph, x, method, target=2)
+    np.testing.assert_allclose(got["attribution"], want["attribution"], rtol=1e-5, atol=1e-7)
+    assert got["target"] == 2
+
+
+def test_a_forecaster_and_the_tasks_it_cannot_try():
+    trainer = Trainer(load_project(find_example("lstm_sine")), device="cpu", epochs=1)
+    try:
+        tryout = Tryout(trainer)
+        assert tryout.input_kind == "sequence"
+        x, label = tryout.sample(0)
+        p = tryout.predict(x)
+        assert label is None and p.kind in ("sequence", "values")
+        np.testing.assert_allclose(p.output, trainer.predict(x)[0].cpu().numpy(), rtol=1e-5)
+    finally:
+        trainer.close()
+    gan = Trainer(load_project(find_example("gan_ring")), device="cpu", epochs=1)
+    try:
+        with pytest.raises(TryError, match="gan"):
+            Tryout(gan)
+    finally:
+        gan.close()
