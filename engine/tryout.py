@@ -9,6 +9,8 @@ evaluation mode (so trying never disturbs a run that goes on in another thread: 
   probabilities, a regression value, a reconstruction, a forecast;
 - :meth:`review` — every validation sample's prediction at once, for "the ones it gets
   wrong" (most confident first) and the most confused pairs of classes;
+- :meth:`embedding` — a 2-D map (PCA or t-SNE, scikit-learn) of any layer's activations over
+  the validation set;
 - :meth:`explain` — a Captum attribution (:func:`engine.explain.attribute`).
 
 No Qt here.
@@ -23,6 +25,7 @@ from .errors import LayerlabError
 
 TRIED_TASKS = ("classification", "regression", "reconstruction", "vae", "forecasting")
 REVIEW_CHUNK = 512  # validation samples per forward pass of :meth:`Tryout.review`
+EMBED_LIMIT = 2000  # validation samples in an embedding (t-SNE's time grows with their square)
 
 
 class TryError(LayerlabError):
@@ -57,6 +60,14 @@ class Review:
         """Indices of wrong predictions, the most confident first."""
         idx = np.flatnonzero(self.predicted != self.labels)
         return idx[np.argsort(-self.confidence[idx], kind="stable")].tolist()
+
+    def matrix(self) -> np.ndarray:
+        """The confusion matrix: counts of (true row, predicted column)."""
+        k = int(max(self.labels.max(initial=0), self.predicted.max(initial=0))) + 1
+        k = max(k, len(self.class_names))
+        counts = np.zeros((k, k), dtype=np.int64)
+        np.add.at(counts, (self.labels, self.predicted), 1)
+        return counts
 
     def confused_pairs(self, top: int = 10) -> list[tuple[int, int, int]]:
         """(true, predicted, count) of the most frequent mistakes, most frequent first."""
@@ -221,6 +232,61 @@ class Tryout:
             self._review = Review(np.array(labels), np.array(predicted),
                                   np.array(confidence, dtype=np.float64), self.class_names)
         return self._review
+
+    def embedding_nodes(self) -> list[str]:
+        """Nodes whose activations can be embedded: every node with a module, in graph order,
+        the Input and Output aside."""
+        return [n for n in self.graph.topological_order() if n in self.model.node_attrs
+                and self.graph.node(n).type not in ("Input", "Output")]
+
+    def activations(self, node: str, limit: int = EMBED_LIMIT):
+        """The activations of ``node`` over the first ``limit`` validation samples, flattened
+        per sample: (N, features) as a numpy array, and the sample indices."""
+        import torch
+
+        if node not in self.model.node_attrs:
+            raise TryError(f"{node}: not a layer of {self.name!r} with activations "
+                           f"(choose one of {', '.join(self.embedding_nodes())})")
+        module = self.model.get_submodule(self.model.node_attrs[node])
+        seen = []
+
+        def hook(_module, _args, out):
+            out = out[0] if isinstance(out, tuple) else out
+            seen.append(out.detach().reshape(out.shape[0], -1).float().cpu())
+
+        handle = module.register_forward_hook(hook)
+        n = min(self.size, limit)
+        try:
+            for start in range(0, n, REVIEW_CHUNK):
+                xs = [self.sample(i)[0] for i in range(start, min(n, start + REVIEW_CHUNK))]
+                with torch.no_grad():
+                    self.model(torch.cat(xs))
+        finally:
+            handle.remove()
+        return torch.cat(seen).numpy(), list(range(n))
+
+    def embedding(self, node: str, method: str = "pca", limit: int = EMBED_LIMIT):
+        """A 2-D map of ``node``'s activations (scikit-learn's PCA, or t-SNE): (N, 2) points
+        and the sample index of each."""
+        from sklearn.decomposition import PCA
+
+        values, index = self.activations(node, limit)
+        if values.shape[1] < 2 or len(values) < 3:
+            raise TryError(f"{node}: {values.shape[1]} value(s) per sample over "
+                           f"{len(values)} samples: nothing to map in 2-D")
+        if method == "pca":
+            points = PCA(n_components=2, random_state=0).fit_transform(values)
+        elif method == "tsne":
+            from sklearn.manifold import TSNE
+
+            reduced = PCA(n_components=min(50, values.shape[1], len(values)),
+                          random_state=0).fit_transform(values)
+            points = TSNE(n_components=2, init="pca", random_state=0,
+                          perplexity=min(30.0, max(5.0, (len(values) - 1) / 3))
+                          ).fit_transform(reduced)
+        else:
+            raise TryError(f"embedding method: pca or tsne; got {method!r}")
+        return np.asarray(points, dtype=np.float64), index
 
     def explain(self, x, method: str, *, target: int | None = None, node: str | None = None,
                 baseline: str = "zeros") -> dict:

@@ -17,7 +17,8 @@ from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
                                QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
-                               QSpinBox, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QSpinBox, QStackedWidget, QTabWidget, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from engine.errors import LayerlabError
 
@@ -236,6 +237,7 @@ class TryPanel(QWidget):
         self.attribution = None
         self.fields: list[QDoubleSpinBox] = []
         self.pad: DrawPad | None = None
+        self._mapped = None  # (node, method) the embedding shows
         self._edit_timer = QTimer(self, singleShot=True, interval=EDIT_DELAY_MS)
         self._edit_timer.timeout.connect(self._edited)
         self._build()
@@ -380,12 +382,151 @@ class TryPanel(QWidget):
                 holder.setFixedWidth(250)
             grid.addWidget(holder, 0, col)
             grid.setColumnStretch(col, stretch)
+        self.whole = self._build_whole_set()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("tryTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.body, "One sample")
+        self.tabs.addTab(self.whole, "Whole set")
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.message)
-        self.stack.addWidget(self.body)
+        self.stack.addWidget(self.tabs)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.stack)
+
+    def _build_whole_set(self) -> QWidget:
+        from widgets.plots.confusion import ConfusionView
+        from widgets.plots.embedding import EmbeddingView
+
+        page = QWidget()
+        self.confusion = ConfusionView()
+        self.confusion.cell_clicked.connect(self.open_cell)
+        self.embedding = EmbeddingView()
+        self.embedding.point_clicked.connect(self.open_sample)
+        self.embed_node = QComboBox()
+        self.embed_node.setObjectName("tryEmbedNode")
+        self.embed_node.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.embed_method = QComboBox()
+        self.embed_method.setObjectName("tryEmbedMethod")
+        self.embed_method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.embed_method.addItem("PCA", "pca")
+        self.embed_method.addItem("t-SNE (a few seconds)", "tsne")
+        self.map_button = QPushButton("Map")
+        self.map_button.setObjectName("tryMap")
+        self.map_button.setToolTip("Place every validation sample by this layer's activations")
+        self.map_button.clicked.connect(self.map_embedding)
+        self.embed_note = QLabel()
+        self.embed_note.setObjectName("mutedText")
+        self.embed_note.setWordWrap(True)
+        self.pairs_label = QLabel()
+        self.pairs_label.setObjectName("tryPairs")
+        self.pairs_label.setWordWrap(True)
+        self.pairs_label.setTextFormat(Qt.TextFormat.PlainText)
+
+        left = QVBoxLayout()
+        left.addWidget(_heading("Confusion matrix — click a cell for its samples"))
+        left.addWidget(self.confusion, 1)
+        left.addWidget(self.pairs_label)
+        right = QVBoxLayout()
+        controls = QHBoxLayout()
+        controls.addWidget(_heading("Embedding of"))
+        controls.addWidget(self.embed_node)
+        controls.addWidget(self.embed_method)
+        controls.addWidget(self.map_button)
+        controls.addStretch(1)
+        right.addLayout(controls)
+        right.addWidget(self.embedding, 1)
+        right.addWidget(self.embed_note)
+        row = QHBoxLayout(page)
+        row.setContentsMargins(8, 6, 8, 6)
+        row.setSpacing(14)
+        row.addLayout(left, 1)
+        row.addLayout(right, 1)
+        return page
+
+    def _fill_whole_set(self) -> None:
+        t = self.tryout
+        self._mapped = None
+        with _blocked(self.embed_node):
+            self.embed_node.clear()
+            nodes = t.embedding_nodes()
+            for node in nodes:
+                self.embed_node.addItem(f"{node} ({t.graph.node(node).type})", node)
+            if len(nodes) >= 2:  # the layer before the last: what the classifier reads
+                self.embed_node.setCurrentIndex(len(nodes) - 2)
+        self.embedding.clear()
+        self.embed_note.setText("")
+        if t.task.name == "classification":
+            review = t.review()
+            self.confusion.set_class_names(self.tryout.class_names or None)
+            self.confusion.show_matrix(review.matrix())
+            pairs = review.confused_pairs(5)
+            self.pairs_label.setText(
+                "Most confused: " + "; ".join(f"{t.class_name(a)} taken for {t.class_name(b)} "
+                                              f"×{n}" for a, b, n in pairs)
+                if pairs else "No mistakes on the validation set.")
+        else:
+            self.confusion.clear()
+            self.pairs_label.setText("The confusion matrix is for classifiers.")
+        if self.tabs.currentWidget() is self.whole:
+            self.map_embedding()
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.whole and self.tryout is not None \
+                and self._mapped is None:
+            self.map_embedding()
+
+    def map_embedding(self) -> None:
+        t = self.tryout
+        node, method = self.embed_node.currentData(), self.embed_method.currentData()
+        if t is None or node is None:
+            return
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            points, index = t.embedding(node, method)
+        except LayerlabError as exc:
+            self.embed_note.setText(str(exc))
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        labels = t.review().labels[index] if t.task.name == "classification" else None
+        name = self.embed_method.currentText().split(" (")[0]
+        self.embedding.show_points(points, index, labels, t.class_names or None,
+                                   title=f"{name} of {node}, {len(index)} samples")
+        self._mapped = (node, method)
+        self.embed_note.setText("Click a dot to open that sample.")
+
+    def open_cell(self, true: int, predicted: int) -> None:
+        """The samples of one cell of the confusion matrix, in the One sample tab."""
+        t = self.tryout
+        if t is None:
+            return
+        n = len(t.review().of_pair(true, predicted))
+        if n == 0:
+            self.embed_note.setText("")
+            return
+        key = (true, predicted)
+        keys = self.source_keys()
+        if key not in keys:
+            verdict = "right" if true == predicted else "wrong"
+            self.sources.append((f"True {t.class_name(true)} → predicted "
+                                 f"{t.class_name(predicted)} ({n}, {verdict})", key))
+            self.source_combo.addItem(self.sources[-1][0])
+            keys = self.source_keys()
+        self.tabs.setCurrentWidget(self.body)
+        self.choose_source(keys.index(key))
+
+    def open_sample(self, index: int) -> None:
+        """One sample (a dot of the embedding), in the One sample tab."""
+        if self.tryout is None:
+            return
+        self.tabs.setCurrentWidget(self.body)
+        self.choose_source(0)  # all samples, in order: the position is the index
+        self.go(index)
 
     # -- feeding ----------------------------------------------------------------------------------
     def set_tryout(self, tryout, message: str = NO_RUN, weights_text: str = "",
@@ -398,13 +539,14 @@ class TryPanel(QWidget):
             self.message.setText(message)
             self.stack.setCurrentWidget(self.message)
             return
-        self.stack.setCurrentWidget(self.body)
+        self.stack.setCurrentWidget(self.tabs)
         self._build_input()
         self._fill_targets()
         self._fill_nodes()
         self._fill_sources()
         self._method_fields()
         self.choose_source(0)
+        self._fill_whole_set()
 
     def _build_input(self) -> None:
         t = self.tryout

@@ -97,7 +97,7 @@ def test_try_walks_the_wrong_ones_explains_and_takes_a_drawing(qtbot):
     click_dock_tab(qtbot, window, "Try")
     qtbot.waitUntil(lambda: panel.tryout is not None, timeout=10_000)
     tryout = panel.tryout
-    assert panel.stack.currentWidget() is panel.body
+    assert panel.stack.currentWidget() is panel.tabs and panel.tabs.currentWidget() is panel.body
     assert panel.order == list(range(tryout.size))
 
     # the ones it gets wrong, most confident first
@@ -142,6 +142,59 @@ def test_try_walks_the_wrong_ones_explains_and_takes_a_drawing(qtbot):
     assert float(drawn[0, 0, 3, 4]) == pad.high and float(drawn[0, 0, 0, 0]) == pad.low
     qtbot.mouseClick(panel.clear_button, LEFT)
     assert float(pad.image().max()) == pad.low
+
+
+def test_the_whole_set_opens_a_confusion_cell_and_an_embedded_sample(qtbot):
+    window = open_example(qtbot, "cnn_digits", epochs=2)
+    train(qtbot, window)
+    window.try_ui.show()
+    panel = window.try_ui.panel
+    qtbot.waitUntil(lambda: panel.tryout is not None, timeout=10_000)
+    review = panel.tryout.review()
+    bar = panel.tabs.tabBar()
+    qtbot.mouseClick(bar, LEFT, pos=bar.tabRect(1).center())  # Whole set
+    assert panel.tabs.currentWidget() is panel.whole
+    np.testing.assert_array_equal(panel.confusion.matrix, review.matrix())
+    assert int(panel.confusion.matrix.sum()) == panel.tryout.size
+    qtbot.waitUntil(lambda: panel.embedding.received > 0, timeout=30_000)  # PCA, at once
+    assert len(panel.embedding.index) == panel.tryout.size
+    assert panel.embed_node.currentData() == "relu3"  # the layer the classifier reads
+
+    # a cell of the matrix: its samples in the One sample tab
+    true, predicted, n = review.confused_pairs(1)[0]
+    qtbot.mouseClick(panel.confusion.graphics.viewport(), LEFT,
+                     pos=panel.confusion.cell_center(true, predicted))
+    assert panel.tabs.currentWidget() is panel.body
+    assert panel.order == review.of_pair(true, predicted) and len(panel.order) == n
+    assert panel.truth == true and panel.prediction.predicted == predicted
+    # a cell of the diagonal: the right ones of a class
+    qtbot.mouseClick(bar, LEFT, pos=bar.tabRect(1).center())
+    qtbot.mouseClick(panel.confusion.graphics.viewport(), LEFT,
+                     pos=panel.confusion.cell_center(0, 0))
+    assert panel.order == review.of_pair(0, 0) and panel.truth == 0
+    assert "(" in panel.source_combo.currentText() and "right" in panel.source_combo.currentText()
+
+    # a dot of the embedding: that sample
+    qtbot.mouseClick(bar, LEFT, pos=bar.tabRect(1).center())
+    k = 7
+    qtbot.mouseClick(panel.embedding.graphics.viewport(), LEFT,
+                     pos=panel.embedding.point_position(k))
+    assert panel.tabs.currentWidget() is panel.body
+    # the dot under the cursor (another may lie on top of it at this size: the same place)
+    shown = panel.order[panel.position]
+    here = panel.embedding.point_position(panel.embedding.index.index(shown))
+    there = panel.embedding.point_position(k)
+    assert (here - there).manhattanLength() <= 8  # within a dot's width
+    assert torch.equal(panel.current_x, panel.tryout.sample(shown)[0])
+
+    # t-SNE on another layer
+    choose(qtbot, panel.embed_method, "t-SNE")
+    choose(qtbot, panel.embed_node, "fc1")
+    qtbot.mouseClick(bar, LEFT, pos=bar.tabRect(1).center())
+    received = panel.embedding.received
+    qtbot.mouseClick(panel.map_button, LEFT)
+    assert panel.embedding.received == received + 1
+    assert "t-SNE of fc1" in panel.embedding.plot.titleLabel.text
 
 
 def test_try_types_values_for_a_tabular_model(qtbot):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QWidget
 
@@ -63,7 +63,10 @@ class CellLabels(pg.GraphicsObject):
 
 
 class ConfusionView(PlotView):
-    """A heatmap of the confusion matrix with the counts written in."""
+    """A heatmap of the confusion matrix with the counts written in; a click on a cell says
+    which (the Try dock opens its samples)."""
+
+    cell_clicked = Signal(int, int)  # true class, predicted class
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("The confusion matrix appears at the end of each epoch of a "
@@ -79,6 +82,25 @@ class ConfusionView(PlotView):
         self.matrix: np.ndarray | None = None
         self._k = 0
         self.restyle()
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
+
+    def _clicked(self, event) -> None:
+        """A click on a cell: ``cell_clicked(true, predicted)``."""
+        if self.matrix is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        pos = event.scenePos()
+        if not self.plot.vb.sceneBoundingRect().contains(pos):
+            return
+        point = self.plot.vb.mapSceneToView(pos)
+        col, row = int(np.floor(point.x())), int(np.floor(point.y()))
+        k = self.matrix.shape[0]
+        if 0 <= row < k and 0 <= col < k:
+            self.cell_clicked.emit(row, col)
+
+    def cell_center(self, true: int, predicted: int):
+        """Where cell (true, predicted) is in the view's widget coordinates (tests click it)."""
+        scene = self.plot.vb.mapViewToScene(QPointF(predicted + 0.5, true + 0.5))
+        return self.graphics.mapFromScene(scene)
 
     def set_class_names(self, names: list[str] | None) -> None:
         self.names = list(names) if names else None
