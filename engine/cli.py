@@ -98,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def resolve_project(text: str) -> str:
-    """A PROJECT argument: the file if it exists, else the bundled example of that name, else
-    the text unchanged (loading it then says that the file is missing)."""
+    """A PROJECT argument: the file if there is one, else the bundled example of that name,
+    else the text unchanged (loading it then says what is wrong: missing, a folder...)."""
     from pathlib import Path
 
     from .examples import find_example
 
-    if Path(text).exists():
+    if Path(text).is_file():
         return text
     example = find_example(text)
     return str(example) if example is not None else text

@@ -47,6 +47,10 @@ def add_parser(sub, command: str) -> None:
                    "starts (gloo on CPU, nccl on CUDA); batch_size is per process")
     p.add_argument("--tensorboard", nargs="?", const=True, metavar="DIR",
                    help="write TensorBoard event files to DIR (default: OUT/tensorboard)")
+    p.add_argument("--compile", nargs="?", const=True, metavar="MODE",
+                   help="train through torch.compile (inductor); MODE: default, "
+                   "reduce-overhead, max-autotune, max-autotune-no-cudagraphs (overrides "
+                   "training.compile; the first epoch's line holds compile_seconds)")
     p.add_argument("--no-record", action="store_true",
                    help="do not record the run in the project's run history (runs/STEM/ID)")
 
@@ -65,8 +69,13 @@ def run(args) -> int:
         raise TrainingError(f"--epochs: must be at least 1; got {args.epochs}")
     if args.threads is not None and args.threads < 1:
         raise TrainingError(f"--threads: must be at least 1; got {args.threads}")
-    from .training.config import parse_training
+    from .training.config import COMPILE_MODES, parse_training
 
+    if args.compile is not None:
+        if args.compile is not True and args.compile not in COMPILE_MODES:
+            raise TrainingError(f"--compile: the mode must be one of {', '.join(COMPILE_MODES)}"
+                                f"; got {args.compile!r}")
+        project.training["compile"] = args.compile
     config = parse_training(project.training)
     # notes follow the "data:" line, which is always train's first line on stderr
     if not args.distributed:
@@ -128,6 +137,10 @@ def _train(args, project, config, strategy, notes=()) -> int:
     for warning in trainer.warnings if main else ():
         print(f"warning: {warning}", file=sys.stderr)
     trainer.fit()
+    fallback = getattr(trainer, "compile_fallback", None)
+    if main and fallback and not any(w.startswith("training.compile") for w in trainer.warnings):
+        print(f"warning: training.compile: {fallback}; trained without compile",
+              file=sys.stderr)
     if main:
         trainer.save_weights(out / "weights.pt")
         _emit(sys.stdout, {"event": "done", "out": str(out)})

@@ -116,6 +116,12 @@ class SettingsForm(QWidget):
                             "ignored on the CPU")
         self.amp.setObjectName("setting_amp")
         self.amp.toggled.connect(lambda on: self._set("amp", bool(on)))
+        self.compile = QCheckBox("torch.compile the network")
+        self.compile.setObjectName("setting_compile")
+        self.compile.setToolTip("Train through torch.compile (inductor): the first steps "
+                                "compile (seconds), later ones run faster; falls back to eager "
+                                "with a one-line reason where it cannot compile")
+        self.compile.toggled.connect(lambda on: self._set("compile", bool(on)))
         self.tensorboard = QCheckBox("write event files")
         self.tensorboard.setObjectName("setting_tensorboard")
         self.tensorboard.setToolTip("Write the run's scalars, weight histograms and sample "
@@ -138,6 +144,7 @@ class SettingsForm(QWidget):
                               ("L1 penalty", self.l1), ("Early stopping", self.early_stopping),
                               ("Device", self.device),
                               ("Mixed precision", self.amp),
+                              ("Compile", self.compile),
                               ("TensorBoard", self.tensorboard)):
             form.addRow(label, widget)
         hint = QLabel("Dropout is a layer: add it to the network on the canvas.")
@@ -207,6 +214,10 @@ class SettingsForm(QWidget):
             "and keep the best weights")
         self.device.set_device(cfg.device)
         self.amp.setChecked(cfg.amp)
+        self.compile.setChecked(bool(cfg.compile))
+        mode = cfg.compile if isinstance(cfg.compile, str) else "default"
+        self.compile.setText(f"torch.compile ({mode})" if cfg.compile else
+                             "torch.compile the network")
         self.tensorboard.setChecked(bool(cfg.tensorboard))
         if isinstance(cfg.tensorboard, str):
             self.tensorboard.setText(f"write event files to {cfg.tensorboard}")
@@ -252,7 +263,7 @@ def apply_setting(block: dict, key: str, value) -> str:
         return f"Set the scheduler to {value if value != AUTO else 'none'}"
     if key == "tensorboard" and value and block.get("tensorboard"):
         return "Write TensorBoard event files"  # keep a folder the project names
-    if value in (AUTO, None) or (key in ("l1", "amp", "tensorboard") and not value):
+    if value in (AUTO, None) or (key in ("l1", "amp", "tensorboard", "compile") and not value):
         block.pop(key, None)
     else:
         block[key] = value

@@ -198,6 +198,7 @@ class TrainConfig:
     noise: float = 0.0
     beta: float = 1.0
     amp: bool = False
+    compile: bool | str = False  # torch.compile: True (mode "default") or one of COMPILE_MODES
     device: str = "auto"
     tensorboard: bool | str = False  # True: OUT/tensorboard; a string: that folder
     rl: Any = None  # rl_config.RLConfig of the ``rl`` block (dqn, policy_gradient)
@@ -409,6 +410,17 @@ def _device(p: _Parser, cfg: TrainConfig, value) -> None:
     cfg.device = value
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_setting(value):
+    """``true``/``false``, or a ``torch.compile`` mode."""
+    if isinstance(value, bool) or value in COMPILE_MODES:
+        return value
+    raise _Bad(f"must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}); "
+               f"got {_got(value)}")
+
+
 def tensorboard_setting(value):
     """``true``/``false``, or the folder for TensorBoard's event files."""
     if isinstance(value, bool) or (isinstance(value, str) and value.strip()):
@@ -438,6 +450,7 @@ _TOP: dict[str, Callable] = {
     "noise": _set("noise", non_negative),
     "beta": _set("beta", non_negative),
     "amp": _set("amp", flag),
+    "compile": _set("compile", compile_setting),
     "device": _device,
     "tensorboard": _set("tensorboard", tensorboard_setting),
     "rl": _rl,

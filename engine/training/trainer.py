@@ -84,6 +84,7 @@ class Trainer:
         self.models = {n: compile_model(g, self.shapes[n]).to(self.device)
                        for n, g in self.graphs.items()}
         self.train_models = {n: self.strategy.wrap(n, m) for n, m in self.models.items()}
+        self._compile()
         self.amp = self._use_amp()
         kind = self.device.type
         self.autocast = torch.autocast(kind, dtype=torch.float16) if self.amp else None
@@ -106,6 +107,59 @@ class Trainer:
         self._rewind = faults.Rewind(self)
         self._marked_at = 0.0
         self._dry_run()
+
+    def _compile(self) -> None:
+        """``training.compile``: the trained forward through torch.compile (see
+        :mod:`engine.training.compiling`); a one-line warning when it cannot be."""
+        from .compiling import CompiledNet, compile_time_total, mode_of, unavailable
+
+        self.compile_mode = mode_of(self.config.compile)
+        self.compile_fallback: str | None = None
+        self.compile_wall = 0.0
+        if self.compile_mode is None:
+            return
+        reason = unavailable(self.device)
+        if reason is not None:
+            self.warnings.append(f"training.compile: {reason}; training without compile")
+            self.compile_fallback = reason
+            self.compile_mode = None
+            return
+
+        def fell_back(why: str) -> None:
+            self.compile_fallback = why
+
+        self.train_models = {n: CompiledNet(m, self.compile_mode, fell_back)
+                             for n, m in self.train_models.items()}
+        self._compile_clock = compile_time_total()
+
+    def _compile_timer(self, step):
+        """``step`` that adds its wall time to ``compile_wall`` whenever torch.compile compiled
+        during it (the first steps, a new batch size): the compile time, apart from training."""
+        from .compiling import compile_time_total
+
+        def timed(idx):
+            before, start = compile_time_total(), time.perf_counter()
+            out = step(idx)
+            if compile_time_total() != before:
+                self.compile_wall += time.perf_counter() - start
+            return out
+        return timed
+
+    def compile_report(self) -> dict:
+        """``compile_seconds`` (the first compiled calls) and ``compile_fallback`` (why it went
+        back to eager), for the first epoch's logs."""
+        from .compiling import CompiledNet
+
+        nets = [m for m in self.train_models.values() if isinstance(m, CompiledNet)]
+        report = {}
+        seconds = [m.compile_seconds for m in nets if m.compile_seconds is not None]
+        if self.compile_wall:
+            report["compile_seconds"] = round(self.compile_wall, 3)
+        elif seconds:  # the first compiled forward calls (dynamo keeps no timers)
+            report["compile_seconds"] = round(sum(seconds), 3)
+        if self.compile_fallback:
+            report["compile_fallback"] = self.compile_fallback
+        return report
 
     def _use_amp(self) -> bool:
         if self.config.amp and self.device.type != "cuda":
@@ -217,6 +271,8 @@ class Trainer:
         self._count = 0
         self._mark(0)
         train_step, per_batch = self.task.train_step, self._per_batch_schedulers()
+        if getattr(self, "_compile_clock", None) is not None and not self.history:
+            train_step = self._compile_timer(train_step)
         pending, last, log_every = [], len(batches) - 1, self.log_every
         self._pending = pending
         for i, idx in enumerate(batches):
@@ -282,6 +338,8 @@ class Trainer:
         logs = {"epoch": epoch, **self.strategy.reduce(train, self._count),
                 **self.strategy.reduce(val, val_count), "lr": self.lr,
                 "seconds": round(time.perf_counter() - self._fit_start, 3)}
+        if self.config.compile and not self.history:
+            logs.update(self.compile_report())
         self.history.append(logs)
         self.epoch = epoch
         metric = logs.get(self.monitor)

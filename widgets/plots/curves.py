@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 from widgets.plots.style import (PlotView, StickyY, faded, key_html, new_plot, series_color,
                                  steady_axes)
 
-IGNORED = ("epoch", "lr", "seconds", "batch", "probes")
+IGNORED = ("epoch", "lr", "seconds", "batch", "probes", "compile_seconds")
 MIRRORS = ("train_loss", "d_loss", "g_loss")  # epoch means of what is also logged per step
 LABELS = {"loss": "train", "train_loss": "train (epoch)", "val_loss": "validation",
           "d_loss": "discriminator", "g_loss": "generator", "val_accuracy": "validation accuracy",
