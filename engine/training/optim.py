@@ -36,11 +36,27 @@ def build_loss(choice: Choice) -> nn.Module:
     return getattr(nn, choice.type)(**kwargs)
 
 
+FUSED_TYPES = ("Adam", "AdamW", "SGD")  # torch's fused (one-kernel) implementations on CUDA
+
+
+def fast_path(opt_type: str, kwargs: dict, params) -> dict:
+    """``fused=True`` for Adam, AdamW and SGD when every parameter is a floating CUDA tensor
+    and the project sets neither ``fused`` nor ``foreach`` (one kernel per step instead of one
+    per parameter group); the settings unchanged otherwise (the CPU keeps torch's foreach)."""
+    if opt_type not in FUSED_TYPES or "fused" in kwargs or kwargs.get("foreach") is not None:
+        return kwargs
+    if kwargs.get("differentiable") or not params:
+        return kwargs
+    if all(p.is_cuda and p.is_floating_point() for p in params):
+        return {**kwargs, "fused": True}
+    return kwargs
+
+
 def build_optimizer(choice: Choice, params, where: str = "training.optimizer"):
     params = [p for p in params if p.requires_grad]
     if not params:
         raise TrainingError(f"{where}: the model has no trainable parameters")
-    kwargs = dict(choice.kwargs)
+    kwargs = fast_path(choice.type, dict(choice.kwargs), params)
     try:
         return getattr(torch.optim, choice.type)(params, **kwargs)
     except (ValueError, TypeError, RuntimeError) as exc:

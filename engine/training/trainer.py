@@ -86,6 +86,8 @@ class Trainer:
         self.train_models = {n: self.strategy.wrap(n, m) for n, m in self.models.items()}
         self._compile()
         self.amp = self._use_amp()
+        if self.device.type == "cuda" and self.dataset.in_memory:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN's fastest kernels
         kind = self.device.type
         self.autocast = torch.autocast(kind, dtype=torch.float16) if self.amp else None
         self.task_name = self.config.task or choose_task(self.project, self.dataset)

@@ -118,3 +118,22 @@ def test_the_command_line_flag(tmp_path, monkeypatch):
                           "--compile", "fastest"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=300, env=env)
     assert bad.returncode == 1 and "--compile: the mode must be one of" in bad.stderr
+
+
+def test_fused_optimizers_on_cuda_only_and_never_against_the_project():
+    from engine.training.optim import fast_path
+
+    class FakeCuda:
+        is_cuda = True
+
+        def is_floating_point(self):
+            return True
+
+    cuda, cpu = [FakeCuda()], [torch.zeros(2, requires_grad=True)]
+    assert fast_path("Adam", {"lr": 0.1}, cuda) == {"lr": 0.1, "fused": True}
+    assert fast_path("AdamW", {}, cuda)["fused"] is True
+    assert fast_path("SGD", {"lr": 0.1}, cuda)["fused"] is True
+    assert fast_path("Adam", {"lr": 0.1}, cpu) == {"lr": 0.1}  # the CPU keeps foreach
+    assert fast_path("RMSprop", {}, cuda) == {}  # no fused kernel in torch
+    assert fast_path("Adam", {"foreach": False}, cuda) == {"foreach": False}  # the project's
+    assert fast_path("Adam", {"fused": False}, cuda) == {"fused": False}
