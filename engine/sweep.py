@@ -128,6 +128,9 @@ def parse_space(text: str) -> Space:
                 raise SweepError(f"--param {key}: unknown option {extra!r} (float takes 'log')")
         if log and low <= 0:
             raise SweepError(f"--param {key}: a log scale needs a range above 0")
+        if log and step not in (None, 1):
+            raise SweepError(f"--param {key}: a log scale takes no step (Optuna draws log "
+                             f"values from the whole range); drop one of them")
         return Space(key, kind, low, high, bool(log), step)
     raise SweepError(f"--param {key}: unknown kind {kind!r}; use float:LO:HI[:log], "
                      "int:LO:HI[:STEP] or choice:A,B,...")

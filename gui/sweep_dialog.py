@@ -37,7 +37,7 @@ from engine.sweep import PRUNERS, SAMPLERS, Space, SweepError
 from gui.dialog_support import BUG_NOTE, import_here, message_box
 
 KINDS = ("float", "int", "choice")
-PARAM_COLUMNS = ("Parameter", "Kind", "Low", "High", "Log", "Choices")
+PARAM_COLUMNS = ("Parameter", "Kind", "Low", "High", "Step", "Log", "Choices")
 TRIAL_COLUMNS = ("#", "State", "Value", "Parameters", "Epochs", "Seconds")
 IMPORTANCE_AFTER = 3  # complete trials before the importances mean anything
 ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "Sigmoid")
@@ -172,6 +172,10 @@ class ParamRow(QObject):
         self.high.setObjectName("sweepHigh")
         self.low.setPlaceholderText("low")
         self.high.setPlaceholderText("high")
+        self.step = QLineEdit()
+        self.step.setObjectName("sweepStep")
+        self.step.setPlaceholderText("1")
+        self.step.setToolTip("int: search every STEP-th value from low (e.g. 16 for 16, 32, 48…)")
         self.log = QCheckBox()
         self.log.setObjectName("sweepLog")
         self.log.setToolTip("Search on a log scale (for learning rates and other values "
@@ -185,7 +189,8 @@ class ParamRow(QObject):
         self._kind_changed(self.kind.currentText())
 
     def widgets(self) -> list[QWidget]:
-        return [self.key, self.kind, self.low, self.high, self.log_holder, self.choices]
+        return [self.key, self.kind, self.low, self.high, self.step, self.log_holder,
+                self.choices]
 
     def fill(self, candidate: Candidate) -> None:
         self.key.blockSignals(True)
@@ -209,6 +214,7 @@ class ParamRow(QObject):
         ranged = kind in ("float", "int")
         for widget in (self.low, self.high, self.log):
             widget.setEnabled(ranged)
+        self.step.setEnabled(kind == "int")
         self.choices.setEnabled(not ranged)
 
     def spec_text(self) -> str:
@@ -216,6 +222,9 @@ class ParamRow(QObject):
         if kind == "choice":
             return f"{key}=choice:{self.choices.text().strip()}"
         spec = f"{kind}:{self.low.text().strip()}:{self.high.text().strip()}"
+        step = self.step.text().strip()
+        if kind == "int" and step and step != "1":
+            spec += f":{step}"
         return f"{key}={spec}{':log' if self.log.isChecked() else ''}"
 
 
@@ -343,7 +352,7 @@ class SweepDialog(QDialog):
         self.param_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.param_table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((1, 90), (2, 90), (3, 90), (4, 44), (5, 170)):
+        for col, width in ((1, 90), (2, 90), (3, 90), (4, 54), (5, 44), (6, 170)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
             self.param_table.setColumnWidth(col, width)
         self.param_table.setMinimumHeight(100)

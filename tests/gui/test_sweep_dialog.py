@@ -204,3 +204,36 @@ def test_stop_ends_the_sweep_after_the_running_trial(qtbot, tmp_path):
     assert 1 <= dialog.trial_table.rowCount() < 20
     assert dialog.status_label.text().startswith("Stopped")
     assert dialog.start_button.isEnabled() and not dialog.stop_button.isEnabled()
+
+
+def test_an_int_range_takes_a_step(qtbot, tmp_path):
+    """fc1.out_features from 16 to 64 in steps of 16: the dialog's spec carries the step and
+    every trial's width is one of 16, 32, 48, 64."""
+    window = open_window(qtbot, small_spirals(tmp_path))
+    dialog = open_dialog(qtbot, window)
+    row = dialog.rows[0]
+    replace_text(qtbot, row.key.lineEdit(), "fc1.out_features")
+    row.kind.setFocus()
+    qtbot.keyClicks(row.kind, "int")
+    assert row.kind.currentText() == "int" and row.step.isEnabled()
+    replace_text(qtbot, row.low, "16")
+    replace_text(qtbot, row.high, "64")
+    replace_text(qtbot, row.step, "16")
+    if not row.log.isChecked():
+        qtbot.mouseClick(row.log, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)  # a log scale and a step
+    assert not dialog.running and "log scale takes no step" in dialog.error_label.text()
+    qtbot.mouseClick(row.log, Qt.MouseButton.LeftButton)
+    assert not row.log.isChecked()
+    assert row.spec_text() == "fc1.out_features=int:16:64:16"
+    dialog.trials_spin.setFocus()
+    dialog.trials_spin.selectAll()
+    qtbot.keyClicks(dialog.trials_spin, "3")
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running and dialog.start_button.isEnabled()
+                    and dialog.trial_table.rowCount() == 3, timeout=SWEEP_TIMEOUT_MS)
+    widths = {t["params"]["fc1.out_features"] for t in dialog.trials}
+    assert widths <= {16, 32, 48, 64}, widths
+    row.kind.setFocus()
+    qtbot.keyClicks(row.kind, "float")
+    assert not row.step.isEnabled()
