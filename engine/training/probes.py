@@ -63,13 +63,15 @@ class _GradNorms:
         self.member = member
         self.zero = torch.zeros((), device=device)
         self.chunk = chunk
-        self.pending: list = []  # lists of 0-d norm tensors, one per step
+        self.pending: list = []  # lists of 0-d norm tensors, one per recorded step
         self.stacked: list = []  # (steps, params) tensors
+        self.steps: list[int] = []  # the step of each recorded row
         self.rows = 0
 
-    def record(self) -> None:
+    def record(self, step: int) -> None:
         grads = [p.grad if p.grad is not None else self.zero for p in self.params]
         self.pending.append(torch._foreach_norm(grads))
+        self.steps.append(step)
         self.rows += 1
         if len(self.pending) >= self.chunk:
             self._stack()
@@ -86,8 +88,8 @@ class _GradNorms:
             self._stack()
         rows = torch.cat(self.stacked) if len(self.stacked) > 1 else self.stacked[0]
         per_node = ((rows.float() ** 2) @ self.member).sqrt().cpu().numpy()
-        steps = np.arange(step - self.rows + 1, step + 1)
-        self.stacked, self.rows = [], 0
+        steps = np.asarray(self.steps, dtype=np.int64)
+        self.stacked, self.rows, self.steps = [], 0, []
         return {"nodes": self.nodes, "steps": steps, "values": per_node}
 
 
@@ -99,8 +101,13 @@ class Probes(Callback):
                  grad_norms: bool = True, means: bool = True, batch: int = 16,
                  n_samples: int = 64, bins: int = 30, grid: int = 64, max_units: int = 256,
                  max_channels: int = 16, keep: int = 1000, graph: bool = False,
-                 embedding_node: str | None = None):
+                 embedding_node: str | None = None, grad_every: int = 4):
         self.every = max(1, int(every))
+        # gradient norms of the first updates, then of every grad_every-th: the gradient-flow
+        # view reads trends
+        # over hundreds of steps, and one norm per parameter per step was the probes' largest
+        # per-step cost on small models
+        self.grad_every = max(1, int(grad_every))
         self.interval = interval
         self.nodes = tuple(nodes)
         self.histograms = tuple(histograms)
@@ -133,8 +140,9 @@ class Probes(Callback):
         self._grid = None  # built at the first boundary probe
 
     def on_after_backward(self, trainer, model_name: str, model) -> None:
-        if self.grad_norms:
-            self._norms[model_name].record()
+        step = trainer.step + 1  # the update being made (counted after it)
+        if self.grad_norms and (step % self.grad_every == 0 or step < self.grad_every):
+            self._norms[model_name].record(step)
 
     def on_batch_end(self, trainer, step: int, logs: dict) -> None:
         if step % self.every == 0 and time.monotonic() - self._refreshed >= self.interval:

@@ -52,8 +52,16 @@ def test_classifier_probes_cover_every_view():
     assert accuracy == pytest.approx(trainer.history[-1]["val_accuracy"], abs=1e-6)
 
 
+def test_gradient_norms_every_few_updates_name_their_steps():
+    probes = Probes(every=8, interval=0, means=False, keep=100)  # grad_every 4 by default
+    trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
+    trainer.fit()
+    steps = probes.latest["grad_norms"]["model"]["steps"].tolist()
+    assert steps == [1, 2, 3, *range(4, trainer.step + 1, 4)]  # the first ones, then every 4th
+
+
 def test_gradient_norms_cover_every_step_in_a_rolling_window():
-    probes = Probes(every=3, interval=0, means=False, keep=7)
+    probes = Probes(every=3, interval=0, means=False, keep=7, grad_every=1)
     windows = []
     trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
     original = probes.refresh
