@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
         lines = EXAMPLES.get(command)
         if lines:
-            subparser.epilog = "examples:\n" + "\n".join("  " + line for line in lines) + \
-                "\n\nPROJECT is a .layerlab.json file or the name of a bundled example " \
-                "(layerlab examples)."
+            takes_project = any(a.dest == "project" for a in subparser._actions)
+            subparser.epilog = "examples:\n" + "\n".join("  " + line for line in lines) + (
+                "\n\nPROJECT is a .layerlab.json file or the name of a bundled example "
+                "(layerlab examples)." if takes_project else "")
     args = parser.parse_args(argv)
     if isinstance(getattr(args, "project", None), str):
         args.project = resolve_project(args.project)
@@ -147,6 +148,9 @@ def _check(args) -> int:
     if project is None:
         return code
     _, problems = analyze(project)
+    from .training.config import training_problems
+
+    problems += training_problems(project.training)  # what train would refuse
     for where, msg in problems:
         print(f"{where}: {msg}", file=sys.stderr)
     if not problems:

@@ -184,6 +184,12 @@ def _apply(data: dict, key: str, value) -> None:
         names = set(CATALOG[value].param_names)
         node["params"] = {k: v for k, v in (node.get("params") or {}).items() if k in names}
         return
+    from .layers import CATALOG
+
+    spec = CATALOG.get(node.get("type"))
+    if spec is not None and attr not in spec.param_names:
+        raise SweepError(f"--param {key}: {node_id} ({spec.type}) has no parameter {attr!r} "
+                         f"(it has {', '.join(spec.param_names) or 'none'})")
     node.setdefault("params", {})[attr] = value
 
 
@@ -375,8 +381,22 @@ class SweepSettings:
     threads: int | None = None
 
 
+def check_spaces(project, spaces) -> None:
+    """Refuse, before any trial, a searched key that names nothing in the project (a node, a
+    parameter, a training setting): each space's first value is applied to a copy."""
+    from .project import project_to_dict
+
+    data = project_to_dict(project)
+    for space in spaces:
+        value = space.choices[0] if space.kind == "choice" else (
+            int(space.low) if space.kind == "int" else space.low)
+        apply_values(copy.deepcopy(data), {space.key: value})
+
+
 def open_study(project, settings: SweepSettings):
     import optuna
+
+    check_spaces(project, settings.spaces)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = check_storage(settings.storage or default_storage(project))

@@ -42,6 +42,17 @@ def _foreign_engine() -> str | None:
             f"Layerlab's own ({APP_ROOT / 'engine'}); start Layerlab in its own process")
 
 
+def _unknown_command(word: str) -> bool:
+    """A bare word that names no file and no example: a misspelt command, not a project."""
+    if word.startswith("-") or "." in word or "/" in word or "\\" in word:
+        return False
+    if Path(word).exists():
+        return False
+    from engine.examples import find_example
+
+    return find_example(word) is None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``layerlab`` command: the window, a command-line command, or ``--version``."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -56,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(argv)
+    if argv and _unknown_command(argv[0]):
+        print(f"layerlab: {argv[0]!r} is neither a command ({', '.join(CLI_COMMANDS)}) nor a "
+              f"project file nor a bundled example (layerlab examples)", file=sys.stderr)
+        return 2
     from gui.app import main as gui_main
 
     return gui_main(argv)

@@ -35,7 +35,7 @@ DESCRIPTIONS = {
     "state_dict": "weights as a PyTorch state_dict (.pt)",
     "python": "a folder with plain PyTorch code (model.py), the weights and train.py",
 }
-NO_WEIGHTS = ("no weights given: train first (python main.py train PROJECT) and pass "
+NO_WEIGHTS = ("no weights given: train first (layerlab train PROJECT) and pass "
               "--weights OUT/weights.pt, or pass --untrained")
 
 

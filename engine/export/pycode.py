@@ -3,7 +3,8 @@
 ``model.py``  a ``Model(nn.Module)`` whose ``__init__`` builds the same submodules (named by node
               id) and whose ``forward`` is the compiled graph's code; Layerlab's own layer
               classes it uses are copied in verbatim. It imports only torch.
-``weights.pt`` the weights, ``Model().load_state_dict(torch.load("weights.pt"))``.
+``weights.pt`` the weights,
+``Model().load_state_dict(torch.load("weights.pt", weights_only=True))``.
 ``data.pt``   the project's training and validation tensors (so ``train.py`` needs no Layerlab).
 ``train.py``  trains ``Model`` with the project's task, loss, optimizer and batch size, alone or
               under ``torchrun`` (DistributedDataParallel).

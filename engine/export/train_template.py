@@ -483,7 +483,7 @@ Exported by Layerlab. Everything here needs only PyTorch; nothing of Layerlab.
 | file | what |
 |---|---|
 | `model.py` | `Model`, plain PyTorch (`import torch`, `torch.nn`){partner_row} |
-| `weights.pt` | its weights: `Model().load_state_dict(torch.load("weights.pt"))`{partner_file} |
+| `weights.pt` | its weights: `Model().load_state_dict(torch.load("weights.pt", weights_only=True))`{partner_file} |
 | `data.pt` | the project's training and validation tensors ({data}) |
 | `train.py` | trains it: task `{task}`, loss `{loss}`, {optimizer}, batch size {batch_size}, {epochs} epochs |
 

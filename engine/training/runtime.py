@@ -87,7 +87,8 @@ class EarlyStopper:
     def __init__(self, cfg: EarlyStopping, monitor: str):
         self.cfg = cfg
         self.monitor = monitor
-        self.sign = 1.0 if monitor.endswith("accuracy") else -1.0  # larger is better?
+        # larger is better for accuracies and returns (dqn, policy_gradient), else smaller
+        self.sign = 1.0 if "accuracy" in monitor or "return" in monitor else -1.0
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0

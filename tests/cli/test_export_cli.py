@@ -46,7 +46,7 @@ def test_export_command_in_a_subprocess(trained, tmp_path):
 
 def test_no_weights_is_a_usage_error(capsys):
     assert cli_main(["export", str(example("mlp")), "--format", "onnx", "--out", "x.onnx"]) == 2
-    assert capsys.readouterr().err == ("no weights given: train first (python main.py train "
+    assert capsys.readouterr().err == ("no weights given: train first (layerlab train "
                                        "PROJECT) and pass --weights OUT/weights.pt, or pass "
                                        "--untrained\n")
 
