@@ -214,6 +214,10 @@ class Lines(QWidget):
                    for a, b in zip(x, y)]
             for a, b in zip(pts, pts[1:]):
                 p.drawLine(a, b)
+            if len(pts) <= 3:  # a forecast of a step or two: dots, not a line
+                p.setBrush(QColor(color))
+                for point in pts:
+                    p.drawEllipse(point, 3.5, 3.5)
         p.end()
 
 
@@ -327,6 +331,11 @@ class TryPanel(QWidget):
         self.attribution_note = QLabel()
         self.attribution_note.setObjectName("mutedText")
         self.attribution_note.setWordWrap(True)
+        self.attention_picture = Picture("tryAttentionMap")
+        self.attention_note = QLabel()
+        self.attention_note.setObjectName("mutedText")
+        self.attention_note.setWordWrap(True)
+        self.attention_maps: dict = {}
 
         # the layout: source | input | answer | why
         source = QVBoxLayout()
@@ -369,6 +378,8 @@ class TryPanel(QWidget):
         why.addLayout(form)
         why.addWidget(self.attribution_picture, 1)
         why.addWidget(self.attribution_note)
+        why.addWidget(self.attention_picture, 1)
+        why.addWidget(self.attention_note)
 
         self.body = QWidget()
         grid = QGridLayout(self.body)
@@ -770,6 +781,35 @@ class TryPanel(QWidget):
         else:
             self.output_stack.setCurrentIndex(3)
         self._explain()
+        self._attention()
+
+    def _attention(self) -> None:
+        """An attention model's weights for this input: each head's map, query steps down,
+        key steps across."""
+        has = bool(self.tryout.attention_nodes())
+        self.attention_picture.setVisible(has)
+        self.attention_note.setVisible(has)
+        if not has:
+            self.attention_maps = {}
+            return
+        try:
+            self.attention_maps = self.tryout.attention(self.current_x)
+        except (LayerlabError, RuntimeError) as exc:
+            self.attention_maps = {}
+            self.attention_picture.set_array(None)
+            self.attention_note.setText(f"Attention: {exc}")
+            return
+        if not self.attention_maps:
+            self.attention_picture.set_array(None)
+            self.attention_note.setText("Attention: the layers gave no weights for this input.")
+            return
+        node, maps = next(iter(self.attention_maps.items()))
+        self.attention_picture.set_array(_heads_rgb(maps))
+        more = f" (and {len(self.attention_maps) - 1} more layers)" \
+            if len(self.attention_maps) > 1 else ""
+        self.attention_note.setText(
+            f"Attention of {node}{more}: {maps.shape[0]} heads side by side; row = the step "
+            "that looks, column = the step it looks at, darker = more weight.")
 
     def _method_fields(self, *_args) -> None:
         method = self.method_combo.currentData()
@@ -914,6 +954,20 @@ def _as_rgb(sample: np.ndarray) -> np.ndarray | None:
     span = a.max() - a.min()
     a = (a - a.min()) / span if span > 0 else a * 0
     return (a * 255).astype(np.uint8)
+
+
+def _heads_rgb(maps: np.ndarray) -> np.ndarray:
+    """(heads, T, S) attention weights as one RGB picture: the heads side by side, white for
+    none, the accent colour for a head's largest weight."""
+    accent = np.array([0x3b, 0x7d, 0xdd], dtype=np.float64)
+    tiles = []
+    for head in np.asarray(maps, dtype=np.float64):
+        peak = head.max()
+        share = head / peak if peak > 0 else head
+        tile = 255 - share[..., None] * (255 - accent)
+        tiles.append(tile)
+        tiles.append(np.full((head.shape[0], 1, 3), 200.0))  # a grey gap between heads
+    return np.concatenate(tiles[:-1], axis=1).astype(np.uint8)
 
 
 class _blocked:

@@ -96,3 +96,32 @@ def test_a_forecaster_and_the_tasks_it_cannot_try():
             Tryout(gan)
     finally:
         gan.close()
+
+
+def test_attention_weights_of_each_head():
+    trainer = Trainer(load_project(find_example("transformer_sine")), device="cpu", epochs=1)
+    try:
+        tryout = Tryout(trainer)
+        assert tryout.attention_nodes() == ["encoder"]
+        x, _ = tryout.sample(0)
+        maps = tryout.attention(x)
+        heads = trainer.project.models["model"].node("encoder").params["nhead"]
+        steps = tryout.sample_shape[0]
+        assert maps["encoder"].shape == (heads, steps, steps)
+        np.testing.assert_allclose(maps["encoder"].sum(axis=-1), 1.0, rtol=1e-5)
+        # the same weights as the layer's own attention module asked directly
+        encoder = tryout.model.get_submodule(tryout.model.node_attrs["encoder"])
+        h = tryout.model.get_submodule(tryout.model.node_attrs["pos"])(
+            tryout.model.get_submodule(tryout.model.node_attrs["embed"])(x))
+        with torch.no_grad():
+            _, want = encoder.self_attn(h, h, h, need_weights=True, average_attn_weights=False)
+        np.testing.assert_allclose(maps["encoder"], want[0].numpy(), rtol=1e-4, atol=1e-6)
+        assert Tryout(trainer).attention_nodes() and not Tryout(trainer).model.training
+    finally:
+        trainer.close()
+    digits = Trainer(load_project(find_example("cnn_digits")), device="cpu", epochs=1)
+    try:
+        assert Tryout(digits).attention_nodes() == []
+        assert Tryout(digits).attention(Tryout(digits).sample(0)[0]) == {}
+    finally:
+        digits.close()

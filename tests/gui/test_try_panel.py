@@ -197,6 +197,22 @@ def test_the_whole_set_opens_a_confusion_cell_and_an_embedded_sample(qtbot):
     assert "t-SNE of fc1" in panel.embedding.plot.titleLabel.text
 
 
+def test_an_attention_model_shows_each_heads_weights(qtbot):
+    window = open_example(qtbot, "transformer_sine", epochs=1)
+    train(qtbot, window)
+    window.try_ui.show()
+    panel = window.try_ui.panel
+    qtbot.waitUntil(lambda: panel.tryout is not None, timeout=10_000)
+    assert panel.attention_picture.isVisible() and panel.attention_picture.array is not None
+    want = panel.tryout.attention(panel.current_x)["encoder"]
+    np.testing.assert_allclose(panel.attention_maps["encoder"], want, rtol=1e-6)
+    assert "4 heads side by side" in panel.attention_note.text()
+    qtbot.mouseClick(panel.next_button, LEFT)  # another sample: other weights
+    assert torch.equal(panel.current_x, panel.tryout.sample(1)[0])
+    np.testing.assert_allclose(panel.attention_maps["encoder"],
+                               panel.tryout.attention(panel.current_x)["encoder"], rtol=1e-6)
+
+
 def test_try_types_values_for_a_tabular_model(qtbot):
     window = open_example(qtbot, "mlp_spirals", epochs=3)
     train(qtbot, window)
@@ -216,6 +232,7 @@ def test_try_types_values_for_a_tabular_model(qtbot):
     np.testing.assert_allclose(panel.bars.values, panel.tryout.predict(x).probabilities,
                                rtol=1e-6)
     assert panel.attribution["attribution"].shape == (2,)
+    assert not panel.attention_picture.isVisible()  # no attention layer, no attention map
 
 
 def test_the_layer_reference_from_the_inspector_and_from_help(qtbot):
