@@ -184,27 +184,72 @@ class Picture(QLabel):
 
 
 class Lines(QWidget):
-    """A sequence drawn as lines, one per feature (the input, or a forecast after it)."""
+    """A sequence drawn as lines, one per feature (the input, or a forecast after it). An
+    editable one lets the first line be redrawn: drag over it to set each step's value."""
 
-    def __init__(self, parent: QWidget | None = None):
+    edited = Signal()
+
+    def __init__(self, parent: QWidget | None = None, editable: bool = False):
         super().__init__(parent)
         self.setObjectName("tryLines")
         self.series: list[tuple[np.ndarray, np.ndarray, str]] = []
+        self.editable = editable
+        self._frame: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1
         self.setMinimumSize(160, 90)
+        if editable:
+            self.setCursor(Qt.CursorShape.CrossCursor)
+            self.setToolTip("Drag over the line to redraw the sequence")
 
     def set_series(self, series) -> None:
-        self.series = [(np.asarray(x, float), np.asarray(y, float), c) for x, y, c in series]
+        self.series = [(np.asarray(x, float), np.asarray(y, float).copy(), c)
+                       for x, y, c in series]
+        self._frame = None
         self.update()
+
+    def _range(self) -> tuple[float, float, float, float]:
+        if self._frame is None:  # fixed while the learner drags, so the line follows the mouse
+            xs = np.concatenate([s[0] for s in self.series])
+            ys = np.concatenate([s[1] for s in self.series])
+            x0, x1 = float(xs.min()), float(xs.max()) or 1.0
+            y0, y1 = float(ys.min()), float(ys.max())
+            pad = max(y1 - y0, 1e-9) * 0.25
+            self._frame = (x0, x1, y0 - pad, y1 + pad)
+        return self._frame
+
+    def point_at(self, step: int, value: float) -> QPointF:
+        """Where (step, value) is drawn (tests drag through it)."""
+        x0, x1, y0, y1 = self._range()
+        w, h = self.width() - 8, self.height() - 8
+        return QPointF(4 + w * (step - x0) / max(x1 - x0, 1e-9),
+                       4 + h * (1 - (value - y0) / (y1 - y0)))
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._drag(event.position())
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._drag(event.position())
+
+    def _drag(self, pos: QPointF) -> None:
+        if not self.editable or not self.series:
+            return
+        x0, x1, y0, y1 = self._range()
+        w, h = self.width() - 8, self.height() - 8
+        xs, ys, _c = self.series[0]
+        step = x0 + (pos.x() - 4) / max(w, 1) * (x1 - x0)
+        i = int(np.argmin(np.abs(xs - step)))
+        ys[i] = y0 + (1 - (pos.y() - 4) / max(h, 1)) * (y1 - y0)
+        self.update()
+        self.edited.emit()
+
+    def values(self) -> np.ndarray:
+        """The first line's values (what an edit changed)."""
+        return self.series[0][1].copy() if self.series else np.zeros(0)
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt override
         if not self.series:
             return
-        xs = np.concatenate([s[0] for s in self.series])
-        ys = np.concatenate([s[1] for s in self.series])
-        x0, x1 = float(xs.min()), float(xs.max()) or 1.0
-        y0, y1 = float(ys.min()), float(ys.max())
-        if y1 - y0 < 1e-9:
-            y0, y1 = y0 - 1, y1 + 1
+        x0, x1, y0, y1 = self._range()
         w, h = self.width() - 8, self.height() - 8
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -290,7 +335,8 @@ class TryPanel(QWidget):
 
         self.input_stack = QStackedWidget()
         self.input_picture = Picture("tryInputPicture")
-        self.input_lines = Lines()
+        self.input_lines = Lines(editable=True)
+        self.input_lines.edited.connect(self._schedule_edit)
         self.input_holder = QWidget()  # the pad or the value fields
         self.input_holder_layout = QVBoxLayout(self.input_holder)
         self.input_holder_layout.setContentsMargins(0, 0, 0, 0)
@@ -743,6 +789,9 @@ class TryPanel(QWidget):
         elif self.fields:
             x = torch.tensor([[s.value() for s in self.fields]], dtype=torch.float32)
             x = x.reshape(1, *shape)
+        elif self.tryout.input_kind == "sequence" and self.current_x is not None:
+            x = self.current_x.clone()  # the first feature as drawn, the others as they were
+            x[0, :, 0] = torch.from_numpy(self.input_lines.values()).float()
         elif self.current_x is not None:
             x = self.current_x
         else:

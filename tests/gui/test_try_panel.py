@@ -212,6 +212,22 @@ def test_an_attention_model_shows_each_heads_weights(qtbot):
     np.testing.assert_allclose(panel.attention_maps["encoder"],
                                panel.tryout.attention(panel.current_x)["encoder"], rtol=1e-6)
 
+    # redraw the sequence: drag step 5 up to 0.9
+    lines = panel.input_lines
+    assert panel.input_stack.currentWidget() is lines
+    before = panel.current_x.clone()
+    target = lines.point_at(5, 0.9)
+    send_mouse(lines, QEvent.Type.MouseButtonPress, target, LEFT, LEFT)
+    send_mouse(lines, QEvent.Type.MouseButtonRelease, target, LEFT, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: "(edited)" in panel.sample_label.text(), timeout=5_000)
+    x = panel.current_x
+    assert abs(float(x[0, 5, 0]) - 0.9) < 0.05  # within a pixel of where it was dropped
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[0, 5, 0] = False
+    assert torch.equal(x[mask], before[mask])  # every other step as it was
+    np.testing.assert_allclose(panel.prediction.output, panel.tryout.predict(x).output,
+                               rtol=1e-6)
+
 
 def test_try_types_values_for_a_tabular_model(qtbot):
     window = open_example(qtbot, "mlp_spirals", epochs=3)
