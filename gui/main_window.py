@@ -21,6 +21,7 @@ from gui.actions import Actions
 from gui.document import Document
 from gui.editing import Editing
 from gui.runs_panel import install_runs
+from gui.lessons import install_lessons
 from gui.try_panel import install_try
 from gui.settings import Settings
 from gui.theme import apply_theme, canvas_theme
@@ -52,6 +53,7 @@ class MainWindow(QMainWindow):
     """The editor window around one open document."""
 
     document_changed = Signal(object)  # the new Document (the training panel follows it)
+    node_selected = Signal(str)  # the one node selected on the canvas (the Try dock follows)
 
     def __init__(self, settings: Settings | None = None, theme: str | None = None,
                  interactive: bool = True):
@@ -83,6 +85,7 @@ class MainWindow(QMainWindow):
         install_training(self)  # the Training and Live views docks (gui.training)
         install_runs(self)  # the Runs dock (gui.runs_panel)
         install_try(self)  # the Try dock (gui.try_panel)
+        install_lessons(self)  # File → Lessons and the Lesson dock (gui.lessons)
 
     # -- building ----------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -246,6 +249,7 @@ class MainWindow(QMainWindow):
         ids = canvas.scene.selected_node_ids()
         if len(ids) == 1:
             self.inspector.show_node(canvas.graph, canvas.shapes, ids[0])
+            self.node_selected.emit(ids[0])
         elif ids:
             self.inspector.show_selection(canvas.graph, canvas.shapes, ids)
         else:
@@ -521,6 +525,9 @@ class MainWindow(QMainWindow):
         from gui.import_dialog import run_import_dialog
 
         run_import_dialog(self)
+
+    def open_lessons(self) -> None:
+        self.lessons_ui.open_gallery()
 
     def open_sweep(self) -> None:
         from gui.sweep_dialog import show_sweep_dialog  # Optuna loads when a sweep starts

@@ -860,6 +860,14 @@ class TryPanel(QWidget):
             f"Attention of {node}{more}: {maps.shape[0]} heads side by side; row = the step "
             "that looks, column = the step it looks at, darker = more weight.")
 
+    def choose_layer(self, node: str) -> None:
+        """A node selected on the canvas: Grad-CAM's layer when it is a convolutional one."""
+        if self.tryout is None:
+            return
+        index = self.node_combo.findData(node)
+        if index >= 0 and index != self.node_combo.currentIndex():
+            self.node_combo.setCurrentIndex(index)  # re-explains if Grad-CAM is shown
+
     def _method_fields(self, *_args) -> None:
         method = self.method_combo.currentData()
         self.baseline_row.setVisible(method == "ig")
@@ -918,6 +926,7 @@ class TryUi(QObject):
             c.run_failed.connect(lambda *_a: self._run_changed())
             c.run_started.connect(lambda _i: self._run_changed())
         window.document_changed.connect(lambda _d: self._run_changed())
+        window.node_selected.connect(self.panel.choose_layer)
 
     def trainer(self):
         training = getattr(self.window, "training", None)

@@ -126,6 +126,13 @@ def test_try_walks_the_wrong_ones_explains_and_takes_a_drawing(qtbot):
     assert "Grad-CAM on conv2" in panel.attribution_note.text()
     choose(qtbot, panel.target_combo, "3")
     assert panel.attribution["target"] == 3
+    # Grad-CAM's layer follows a convolutional node clicked on the canvas
+    canvas = window.current_canvas()
+    item = canvas.scene.node_item("conv1")
+    qtbot.mouseClick(canvas.view.viewport(), LEFT,
+                     pos=canvas.view.mapFromScene(item.sceneBoundingRect().center()))
+    assert panel.node_combo.currentData() == "conv1"
+    assert panel.attribution["node"] == "conv1" and "on conv1" in panel.attribution_note.text()
 
     # draw a "1": a vertical stroke down the middle of an empty pad
     choose(qtbot, panel.source_combo, "Draw your own")
