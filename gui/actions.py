@@ -40,6 +40,8 @@ SPECS = [
                "Import a PyTorch nn.Module as a new project (torch.fx)"),
     ActionSpec("export", "E&xport…", "export_model", ("Ctrl+E",), None,
                "Export the trained model: ONNX, TorchScript, safetensors, state_dict, Python"),
+    ActionSpec("lessons", "&Lessons…", "open_lessons", ("Ctrl+Shift+L",), None,
+               "Lessons: a project to train and a note on what to watch, one per concept"),
     ActionSpec("quit", "&Quit", "close", (SK.Quit, "Ctrl+Q")),
     ActionSpec("undo", "&Undo", "undo", (SK.Undo,), "undo", "Undo the last change"),
     ActionSpec("redo", "&Redo", "redo", (SK.Redo, "Ctrl+Shift+Z"), "redo",
@@ -71,7 +73,8 @@ SPECS = [
 ]
 
 MENUS = {
-    "&File": ["new", "open", "@recent", "examples", "-", "save", "save_as", "-", "import_model",
+    "&File": ["new", "open", "@recent", "examples", "lessons", "-", "save", "save_as", "-",
+              "import_model",
               "export", "-", "quit"],
     "&Edit": ["undo", "redo", "-", "cut", "copy", "paste", "duplicate", "delete", "-",
               "select_all"],
