@@ -201,3 +201,53 @@ def save_png(path, picture: np.ndarray) -> None:
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
+
+
+ATTENTION_TYPES = ("MultiheadAttention", "TransformerEncoderLayer")
+
+
+def attention_module(module):
+    """The ``nn.MultiheadAttention`` of an attention node's module (itself, or a
+    TransformerEncoderLayer's ``self_attn``); None for other modules."""
+    from torch import nn
+
+    attn = module if isinstance(module, nn.MultiheadAttention) else \
+        getattr(module, "self_attn", None)
+    return attn if isinstance(attn, nn.MultiheadAttention) else None
+
+
+def attention_maps(model, inputs: tuple, nodes) -> dict:
+    """The attention weights of ``nodes`` (attention layers of the compiled ``model``) for one
+    forward pass on ``inputs``: ``{node: (batch, heads, queries, keys)}`` as numpy arrays, each
+    row summing to 1. The layers are asked for their weights through hooks on the model's own
+    call (which skips computing them); gradients stay on for that call, so that a
+    TransformerEncoderLayer takes its plain path through ``self_attn`` and not its fused
+    inference kernel. The model's mode is the caller's to set."""
+    import torch
+
+    maps: dict = {}
+    handles = []
+
+    def ask_for_weights(_module, args, kwargs):
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+    def keeper(node):
+        def keep(_module, _args, _kwargs, out):
+            if isinstance(out, tuple) and len(out) > 1 and out[1] is not None:
+                maps[node] = out[1].detach().float().cpu().numpy()
+        return keep
+
+    for node in nodes:
+        attn = attention_module(model.get_submodule(model.node_attrs[node]))
+        if attn is None:
+            continue
+        handles.append(attn.register_forward_pre_hook(ask_for_weights, with_kwargs=True))
+        handles.append(attn.register_forward_hook(keeper(node), with_kwargs=True))
+    try:
+        with torch.enable_grad():
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return maps
+

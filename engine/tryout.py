@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import LayerlabError
+from .explain import ATTENTION_TYPES
 
 TRIED_TASKS = ("classification", "regression", "reconstruction", "vae", "forecasting")
 REVIEW_CHUNK = 512  # validation samples per forward pass of :meth:`Tryout.review`
-ATTENTION_TYPES = ("MultiheadAttention", "TransformerEncoderLayer")
 EMBED_LIMIT = 2000  # validation samples in an embedding (t-SNE's time grows with their square)
 
 
@@ -297,37 +297,10 @@ class Tryout:
     def attention(self, x) -> dict[str, np.ndarray]:
         """Each attention layer's weights for ``x`` (1, ...): ``{node: (heads, T, S)}``, every
         row (a query step) summing to 1 over the key steps."""
-        import torch
+        from .explain import attention_maps
 
-        maps: dict[str, np.ndarray] = {}
-        handles = []
-
-        def ask_for_weights(_module, args, kwargs):
-            return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
-
-        def keeper(node):
-            def keep(_module, _args, _kwargs, out):
-                if isinstance(out, tuple) and len(out) > 1 and out[1] is not None:
-                    maps[node] = out[1][0].detach().float().cpu().numpy()
-            return keep
-
-        for node in self.attention_nodes():
-            module = self.model.get_submodule(self.model.node_attrs[node])
-            attn = module if isinstance(module, torch.nn.MultiheadAttention) else \
-                getattr(module, "self_attn", None)
-            if attn is None:
-                continue
-            handles.append(attn.register_forward_pre_hook(ask_for_weights, with_kwargs=True))
-            handles.append(attn.register_forward_hook(keeper(node), with_kwargs=True))
-        try:
-            # with gradients on, TransformerEncoderLayer takes its plain path through
-            # self_attn (its fused inference path would skip the hooks)
-            with torch.enable_grad():
-                self.model(x.float())
-        finally:
-            for handle in handles:
-                handle.remove()
-        return maps
+        maps = attention_maps(self.model, (x.float(),), self.attention_nodes())
+        return {node: m[0] for node, m in maps.items()}
 
     def explain(self, x, method: str, *, target: int | None = None, node: str | None = None,
                 baseline: str = "zeros") -> dict:

@@ -164,51 +164,24 @@ class LiveProbes(Probes):
 
 def attention_weights(trainer, names, batch: int) -> dict:
     """The attention weights of the first selected attention layer (MultiheadAttention, or the
-    self-attention of a TransformerEncoderLayer) on the probe batch; {} when none is selected."""
-    from torch import nn
+    self-attention of a TransformerEncoderLayer) on the probe batch, averaged over the heads
+    ``{"node", "model", "weights": (batch, queries, keys)}``; {} when none is selected."""
+    from engine.explain import attention_maps, attention_module
+    from engine.training.tasks import evaluating
 
     for name in names:
         model_name, _, node = name.rpartition(":")
         for mname, model in trainer.models.items():
             if model_name not in ("", mname) or node not in model.node_attrs:
                 continue
-            module = getattr(model, model.node_attrs[node])
-            attn = module if isinstance(module, nn.MultiheadAttention) else \
-                getattr(module, "self_attn", None)
-            if isinstance(attn, nn.MultiheadAttention):
-                weights = _attention(trainer, mname, module, attn, batch)
-                return {"node": node, "model": mname, "weights": weights} if weights is not \
-                    None else {}
+            if attention_module(getattr(model, model.node_attrs[node])) is None:
+                continue
+            with evaluating(model):
+                maps = attention_maps(model, trainer.task.probe_inputs(batch)[mname], [node])
+            if node not in maps:
+                return {}
+            return {"node": node, "model": mname, "weights": maps[node].mean(axis=1)}
     return {}
-
-
-def _attention(trainer, model_name: str, module, attn, batch: int):
-    """Run the probe batch, catch the layer's inputs, and ask its attention for the weights
-    (the model's own call skips computing them; a transformer layer may take a fused path)."""
-    import torch
-
-    from engine.training.tasks import evaluating
-
-    model = trainer.models[model_name]
-    captured = {}
-    handle = module.register_forward_pre_hook(lambda mod, args: captured.setdefault("a", args))
-    try:
-        with torch.no_grad(), evaluating(model):
-            model(*trainer.task.probe_inputs(batch)[model_name])
-    finally:
-        handle.remove()
-    args = captured.get("a")
-    if not args:
-        return None
-    if module is attn:
-        q = args[0]
-        k = args[1] if len(args) > 1 else q
-        v = args[2] if len(args) > 2 else k
-    else:
-        q = k = v = module.norm1(args[0]) if getattr(module, "norm_first", False) else args[0]
-    with torch.no_grad(), evaluating(attn):
-        _, weights = attn(q, k, v, need_weights=True, average_attn_weights=True)
-    return weights.float().cpu().numpy()
 
 
 def _param_nodes(model) -> list[str]:
