@@ -286,6 +286,7 @@ class TrainingPanel(QWidget):
     start_requested = Signal()
     pause_requested = Signal()
     resume_requested = Signal()
+    step_requested = Signal()
     stop_requested = Signal()
     save_requested = Signal()
     try_requested = Signal()
@@ -300,6 +301,11 @@ class TrainingPanel(QWidget):
         self.train_button.setShortcut("F5")
         self.pause_button = QPushButton("Pause")
         self.pause_button.setObjectName("pauseButton")
+        self.step_button = QPushButton("Step")
+        self.step_button.setObjectName("stepButton")
+        self.step_button.setToolTip("While paused: train one batch (forward and backward) and "
+                                    "pause again; the Network view shows its values (F10)")
+        self.step_button.setShortcut("F10")
         self.stop_button = QPushButton("■  Stop")
         self.stop_button.setObjectName("stopButton")
         self.progress = ProgressView()
@@ -327,6 +333,7 @@ class TrainingPanel(QWidget):
         self.train_button.clicked.connect(self.start_requested)
         self.pause_button.clicked.connect(self._pause_clicked)
         self.stop_button.clicked.connect(self.stop_requested)
+        self.step_button.clicked.connect(self.step_requested)
         self.save_button.clicked.connect(self.save_requested)
         self.try_button.clicked.connect(self.try_requested)
         self.data.edited.connect(lambda v, t, f: self.block_edited.emit("dataset", v, t, f))
@@ -334,7 +341,7 @@ class TrainingPanel(QWidget):
 
     def _layout(self) -> None:
         buttons = QHBoxLayout()
-        for button in (self.train_button, self.pause_button, self.stop_button):
+        for button in (self.train_button, self.pause_button, self.step_button, self.stop_button):
             buttons.addWidget(button)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("trainingTabs")
@@ -377,6 +384,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(state in ("starting", "running", "paused"))
         self.pause_button.setText("▶  Resume" if state == "paused" else "❚❚  Pause")
         self.stop_button.setEnabled(state in ("starting", "running", "paused"))
+        self.step_button.setEnabled(state == "paused")
         self.data.setEnabled(idle)
         self.settings.setEnabled(idle)
         self.save_button.setEnabled(idle and has_results)

@@ -101,13 +101,15 @@ class Probes(Callback):
                  grad_norms: bool = True, means: bool = True, batch: int = 16,
                  n_samples: int = 64, bins: int = 30, grid: int = 64, max_units: int = 256,
                  max_channels: int = 16, keep: int = 1000, graph: bool = False,
-                 embedding_node: str | None = None, grad_every: int = 4):
+                 embedding_node: str | None = None, grad_every: int = 4,
+                 network: bool = False):
         self.every = max(1, int(every))
         # gradient norms of the first updates, then of every grad_every-th: the gradient-flow
         # view reads trends
         # over hundreds of steps, and one norm per parameter per step was the probes' largest
         # per-step cost on small models
         self.grad_every = max(1, int(grad_every))
+        self.network = network  # the dense layers' weights, gradients and units (network view)
         self.interval = interval
         self.nodes = tuple(nodes)
         self.histograms = tuple(histograms)
@@ -183,6 +185,10 @@ class Probes(Callback):
                 boundary = self._boundary(trainer)
                 if boundary is not None:
                     data["boundary"] = boundary
+            if self.network:
+                network = network_probe(trainer, self._inputs)
+                if network is not None:
+                    data["network"] = network
             if self.graph and trainer.task.name in GRAPH_TASKS:
                 data["graph"] = _graph_probe(trainer, self.embedding_node, self._inputs)
             if self.confusion and epoch_end:
@@ -412,3 +418,54 @@ def _graph_probe(trainer, wanted: str | None, inputs: dict) -> dict:
     if task.name == "graph_classification":
         data["labels"] = trainer.dataset.collate(task.probe_index)["y"].cpu().numpy()
     return data
+
+
+NETWORK_UNITS = 32  # a layer this wide or narrower is drawn unit by unit; wider: a summary
+
+
+def network_probe(trainer, inputs: dict) -> dict | None:
+    """The first model's dense layers as the network view draws them, Playground-style:
+    ``{"model", "layers": [{"node", "shape": (out, in), "weight": (out, in), "grad": (out, in)
+    or None, "units": (out,) values for the first probe sample}], "inputs": (in,) that sample,
+    "summary": bool}``. With a layer wider than NETWORK_UNITS (or an input of more than that
+    many values) the arrays give way to per-layer figures (``mean_abs``, ``grad_norm``), so a
+    big network costs no more than a small one. None without a Linear layer."""
+    name = next(iter(trainer.models))
+    model, graph = trainer.models[name], trainer.graphs[name]
+    linears = [n for n in graph.topological_order() if n in model.node_attrs
+               and graph.node(n).type == "Linear"]
+    if not linears:
+        return None
+    modules = {n: getattr(model, model.node_attrs[n]) for n in linears}
+    summary = any(max(m.weight.shape) > NETWORK_UNITS for m in modules.values())
+    units: dict = {}
+    first = inputs.get(name)
+    sample = None
+    if first:
+        captured = {}
+        handles = [m.register_forward_hook(
+            lambda _m, _a, out, n=n: captured.setdefault(n, out)) for n, m in modules.items()]
+        try:
+            with evaluating(model):
+                model(*(x[:1] for x in first))
+        finally:
+            for handle in handles:
+                handle.remove()
+        units = {n: t[0].reshape(-1).float().cpu().numpy() for n, t in captured.items()
+                 if torch.is_tensor(t)}
+        sample = first[0][:1].reshape(-1).float().cpu().numpy()
+    layers = []
+    for node, module in modules.items():
+        w, g = module.weight.detach(), module.weight.grad
+        layer = {"node": node, "shape": tuple(w.shape)}
+        if summary:
+            layer["mean_abs"] = float(w.abs().mean())
+            layer["grad_norm"] = None if g is None else float(g.norm())
+        else:
+            layer["weight"] = w.float().cpu().numpy()
+            layer["grad"] = None if g is None else g.detach().float().cpu().numpy()
+            layer["units"] = units.get(node)
+        layers.append(layer)
+    return {"model": name, "layers": layers, "summary": summary, "limit": NETWORK_UNITS,
+            "inputs": None if summary else sample}
+

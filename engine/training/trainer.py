@@ -69,6 +69,7 @@ class Trainer:
         self._stop_event = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self.stepping = False  # step_once() asked for one step
         self._build(progress)
         self._resume_rng = None
         if resume_from is not None:
@@ -203,6 +204,12 @@ class Trainer:
     def resume(self) -> None:
         self._running.set()
 
+    def step_once(self) -> None:
+        """From a pause: one step (one batch, forward and backward), then paused again; the
+        hooks see ``stepping`` true during it (the probes refresh after it)."""
+        self.stepping = True
+        self._running.set()
+
     def stop(self) -> None:
         """End a running ``fit()`` after its current step; ``fit()`` returns normally. Calling
         ``fit()`` again goes on from the last finished epoch."""
@@ -295,6 +302,9 @@ class Trainer:
                 logs = {"epoch": epoch, "batch": i, **(logs or {})}
                 for hook in on_batch_end:
                     hook(self, self.step, logs)
+            if self.stepping:  # step_once: paused again before the next batch
+                self.stepping = False
+                self._running.clear()
         return True
 
     def _per_batch_schedulers(self) -> list:

@@ -19,7 +19,8 @@ import numpy as np
 from engine.training import Callback, Probes
 
 PROBE_INTERVAL_S = 0.5  # a view draws at most this often (live_views.DRAW_INTERVAL_S)
-COSTLY = ("samples", "boundary", "confusion", "attention", "graph")  # only while on screen
+COSTLY = ("samples", "boundary", "confusion", "attention", "graph",
+          "network")  # only while on screen
 CONFUSION_INTERVAL_S = 2.0  # a pass over the validation set, on screen only
 PROBE_CAPACITY = 4096  # gradient-norm rows kept between two refreshes
 MAX_POINTS = 1000  # data points copied for the boundary view
@@ -118,7 +119,8 @@ class LiveProbes(Probes):
         self.interval = interval
         self.attention: dict = {}  # {"node": id, "weights": (batch, queries, keys)}
         self.offered = {"samples": self.samples, "boundary": self.boundary,
-                        "confusion": self.confusion, "attention": True, "graph": self.graph}
+                        "confusion": self.confusion, "attention": True, "graph": self.graph,
+                        "network": True}
         self.shown = frozenset(COSTLY)
         self._due = self._epoch_due = 0.0
         self._complete = False  # the last refresh computed every probe
@@ -129,7 +131,7 @@ class LiveProbes(Probes):
 
     def on_batch_end(self, trainer, step: int, logs: dict) -> None:
         now = time.perf_counter()
-        if now >= self._due:
+        if now >= self._due or trainer.stepping:  # a single step is always shown
             self._due = now + self.interval
             self.refresh(trainer)
 
@@ -152,6 +154,7 @@ class LiveProbes(Probes):
               if offered and (everything or name in self.shown)}
         self.samples, self.boundary = "samples" in on, "boundary" in on
         self.confusion, self.graph = "confusion" in on, "graph" in on
+        self.network = "network" in on
         data = super().refresh(trainer, epoch_end)
         self._complete = everything
         if "attention" in on:  # otherwise the last weights stay (their view is hidden)

@@ -130,6 +130,11 @@ class TrainingController(QObject):
             self._set_state(RUNNING if self.info is not None else STARTING)
             self._rates.clear()
 
+    def step_once(self) -> None:
+        """While paused: one batch, then paused again (the probes show it)."""
+        if self.state == PAUSED:
+            self.thread.worker.step_once()
+
     def stop(self) -> None:
         """Ask the run to end after its current step; ``run_finished`` follows."""
         if self.busy:

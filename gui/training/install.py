@@ -109,6 +109,7 @@ class TrainingUi(QObject):
         p.start_requested.connect(self.start)
         p.pause_requested.connect(c.pause)
         p.resume_requested.connect(c.resume)
+        p.step_requested.connect(c.step_once)
         p.stop_requested.connect(c.stop)
         p.save_requested.connect(self.save_model)
         p.try_requested.connect(self.try_sample)
@@ -259,6 +260,10 @@ class TrainingUi(QObject):
         self.views.apply(snap)
         self.overlay.feed(snap.probes)
         self._show_progress(snap)
+        if self.controller.state == "paused":  # a Step, or the last news before the pause:
+            self.views.draw_next(force=True)  # no next frame will come to draw it
+            self.overlay.draw(force=True)
+            return
         now = time.perf_counter()
         since = now - self._drawn_at
         if since < DRAW_GAP_S or not (self.budget.allows() or since >= DRAW_AT_LEAST_S):

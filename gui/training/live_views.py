@@ -18,6 +18,7 @@ from widgets.plots import (ActivationsView, BoundaryView, ConfusionView, CurvesV
                            GradientsView, HistogramsView, SamplesView)
 from widgets.plots.activations import ATTENTION
 from widgets.plots.graph import GraphView
+from widgets.plots.network import NetworkView
 from widgets.plots.rl import RLView
 
 GENERATIVE = ("gan", "vae", "reconstruction")
@@ -47,6 +48,7 @@ class LiveViews(QWidget):
         self.confusion = ConfusionView()
         self.rl = RLView()
         self.graph = GraphView()
+        self.network = NetworkView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("liveViewTabs")
         self.tabs.setDocumentMode(True)
@@ -54,7 +56,8 @@ class LiveViews(QWidget):
                             (self.boundary, "Boundary"),
                             (self.samples, "Samples"),
                             (self.activations, "Activations"), (self.gradients, "Gradients"),
-                            (self.histograms, "Histograms"), (self.confusion, "Confusion")):
+                            (self.histograms, "Histograms"), (self.confusion, "Confusion"),
+                            (self.network, "Network")):
             self.tabs.addTab(view, title)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -76,7 +79,7 @@ class LiveViews(QWidget):
 
     def views(self) -> list:
         return [self.curves, self.activations, self.gradients, self.histograms, self.samples,
-                self.boundary, self.confusion, self.rl, self.graph]
+                self.boundary, self.confusion, self.rl, self.graph, self.network]
 
     def set_dark(self, dark: bool) -> None:
         for view in self.views():
@@ -105,7 +108,9 @@ class LiveViews(QWidget):
         confusion = classification or info.task == "graph_classification"
         shown = {self.boundary: two_d, self.samples: info.task in GENERATIVE,
                  self.confusion: confusion, self.rl: env is not None,
-                 self.graph: graph is not None}
+                 self.graph: graph is not None,
+                 self.network: any(t == "Linear" for types in info.layer_types.values()
+                                   for t in types.values())}
         for view, visible in shown.items():
             self.tabs.setTabVisible(self.tabs.indexOf(view), visible)
         if two_d:
@@ -133,7 +138,7 @@ class LiveViews(QWidget):
         """The costly probes (see ``bridge.COSTLY``) that the tab on screen draws."""
         needs = {self.samples: "samples", self.boundary: "boundary",
                  self.confusion: "confusion", self.activations: "attention",
-                 self.graph: "graph"}
+                 self.graph: "graph", self.network: "network"}
         need = needs.get(self.tabs.currentWidget())
         return {need} if need else set()
 
@@ -180,6 +185,9 @@ class LiveViews(QWidget):
                          b["classes"], b["score"])
         if "confusion" in probes:
             self._latest(self.confusion, self.confusion.show_matrix, probes["confusion"])
+        if "network" in probes:
+            self._latest(self.network, self.network.show_probe, probes["network"],
+                         probes.get("step"))
         if "graph" in probes:  # recolours the nodes and moves the embedding: drawn paced
             self._latest(self.graph, self.graph.show_probe, probes["graph"], probes.get("epoch"))
 

@@ -116,6 +116,12 @@ class TrainingWorker(QObject):
             if self.trainer is not None:
                 self.trainer.resume()
 
+    def step_once(self) -> None:
+        """One batch from a pause, then paused again."""
+        with self._lock:
+            if self.trainer is not None:
+                self.trainer.step_once()
+
     def go(self) -> None:
         """Let ``fit()`` begin (called once the window is ready to show the run)."""
         self._go.set()
