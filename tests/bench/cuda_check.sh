@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA paths, on a machine with a GPU (not part of CI): training on cuda in float32 and with
-# mixed precision, DDP over nccl under torchrun, and the trainer benchmark on cuda.
+# mixed precision, torch.compile (default and reduce-overhead, i.e. CUDA graphs), DDP over nccl
+# under torchrun, and the trainer benchmark on cuda (with compile and Lightning columns).
 #   bash tests/bench/cuda_check.sh OUTDIR
 set -u
 out=${1:-/tmp/cuda_check}
@@ -26,5 +27,9 @@ echo "== torchrun nccl, 1 process (one GPU)"
 python3 -m torch.distributed.run --standalone --nproc_per_node 1 main.py train resources/examples/cnn_digits.layerlab.json --distributed --device cuda --epochs 2 --out "$out/ddp" 2>&1 | tail -3
 echo "== export on cuda-trained weights"
 python3 main.py export resources/examples/cnn_digits.layerlab.json --weights "$out/run_cnn_digits/weights.pt" --format onnx --out "$out/cnn.onnx"
-echo "== bench_trainer on cuda"
-timeout 240 python3 tests/bench/bench_trainer.py --device cuda --reps 7
+for mode in default reduce-overhead; do
+  echo "== cnn_digits cuda, compile $mode (reduce-overhead: CUDA graphs)"
+  python3 main.py train resources/examples/cnn_digits.layerlab.json --device cuda --epochs 3 --compile $mode --out "$out/compile_$mode" 2>&1 | tail -3
+done
+echo "== bench_trainer on cuda (loop, probes, compile, Lightning if installed)"
+timeout 400 python3 tests/bench/bench_trainer.py --device cuda --reps 7
