@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
 # the curves, always on the left of that dock)
 VIEW_TABS = {"curves": None, "boundary": "Boundary", "samples": "Samples",
              "activations": "Activations", "gradients": "Gradients",
-             "histograms": "Histograms", "confusion": "Confusion", "attention": "Activations"}
+             "histograms": "Histograms", "confusion": "Confusion",
+             "network": "Network"}
 VIEW_NAMES = {"curves": "loss curves", "boundary": "decision boundary", "samples": "samples",
               "activations": "activations", "gradients": "gradient flow",
               "histograms": "weight histograms", "confusion": "confusion matrix",
-              "embedding": "embedding (Try → Whole set)", "attention": "activations"}
+              "embedding": "embedding (Try → Whole set)", "attention": "attention maps (Try)",
+              "network": "network view"}
 
 
 def project_title(path: Path) -> str:
@@ -197,11 +199,12 @@ class LessonsUi(QObject):
     def show_view(self, look_at: str) -> None:
         """Bring up the live view a lesson names."""
         w = self.window
-        if look_at == "embedding":
+        if look_at in ("embedding", "attention"):  # the Try dock draws these
             w.try_ui.show()
             panel = w.try_ui.panel
             if panel.tryout is not None:
-                panel.tabs.setCurrentWidget(panel.whole)
+                panel.tabs.setCurrentWidget(panel.whole if look_at == "embedding"
+                                            else panel.body)
             return
         training = w.training
         training.views_dock.show()

@@ -132,6 +132,30 @@ def _parity(p: dict, rng: np.random.Generator) -> RawData:
     return _labelled(bits[:, :, None], bits.sum(axis=1) % 2, 2)
 
 
+def _first_input(p: dict, rng: np.random.Generator) -> RawData:
+    """Sequences of random -1/+1 steps; the class is the FIRST step (0 for -1, 1 for +1), so a
+    model must carry it past every later step. ``noise`` adds Gaussian noise to every step."""
+    y = balanced_labels(p["n_samples"], 2)
+    steps = rng.choice([-1.0, 1.0], (len(y), p["length"]))
+    steps[:, 0] = 2.0 * y - 1.0
+    return _labelled(_noisy(steps, p["noise"], rng)[:, :, None], y, 2, ["-1", "+1"])
+
+
+def _marker_copy(p: dict, rng: np.random.Generator) -> RawData:
+    """Sequences of random tokens, one-hot (``vocab`` channels), with a last channel that is 1 at
+    one random step (the marker) and 0 elsewhere; the class is the token at the marked step."""
+    n, length, vocab = p["n_samples"], p["length"], p["vocab"]
+    y = balanced_labels(n, vocab)
+    tokens = rng.integers(0, vocab, (n, length))
+    marked = rng.integers(0, length, n)
+    rows = np.arange(n)
+    tokens[rows, marked] = y
+    x = np.zeros((n, length, vocab + 1), dtype=np.float32)
+    x[rows[:, None], np.arange(length)[None, :], tokens] = 1.0
+    x[rows, marked, vocab] = 1.0
+    return _labelled(x, y, vocab, [str(t) for t in range(vocab)])
+
+
 # ---- images ----------------------------------------------------------------------------------
 
 def _digits_table() -> np.ndarray:
@@ -248,7 +272,8 @@ def _point_shapes(p: dict) -> dict:
 
 
 def _spec(name, doc, generate, task, shapes_of, count=None, **params) -> BuiltinSpec:
-    rules = {"n_samples": N_SAMPLES, "noise": NOISE, "length": LENGTH, "classes": CLASSES}
+    rules = {"n_samples": N_SAMPLES, "noise": NOISE, "length": LENGTH, "classes": CLASSES,
+             "vocab": CLASSES}
     if name == "shapes":
         rules = {**rules, "n_samples": Rule("int", 4, 100_000)}
     if name == "moving_shapes":
@@ -277,6 +302,13 @@ BUILTIN_DATASETS: dict[str, BuiltinSpec] = {s.name: s for s in [
     _spec("parity", "Random bit strings labelled by the parity of their ones.", _parity,
           "classification", lambda p: {"x": (p["length"], 1), "y": ()}, 2,
           n_samples=2000, length=12),
+    _spec("first_input", "Sequences of random -1/+1 steps labelled by their first step, "
+          "which a model must remember to the end.", _first_input, "classification",
+          lambda p: {"x": (p["length"], 1), "y": ()}, 2, n_samples=2000, length=50, noise=0.0),
+    _spec("marker_copy", "One-hot token sequences with one step flagged by a marker channel; "
+          "the class is the flagged token.", _marker_copy, "classification",
+          lambda p: {"x": (p["length"], p["vocab"] + 1), "y": ()}, "vocab",
+          n_samples=2000, length=20, vocab=8),
     _spec("digits", "scikit-learn's bundled 8x8 handwritten digits, 1,797 images.", _digits,
           "classification", lambda p: {"x": (1, 8, 8), "y": ()}, 10),
     _spec("shapes", "Generated 28x28 images of circles, squares and triangles.", _shapes,
