@@ -139,10 +139,11 @@ def parse_space(text: str) -> Space:
 # -- applying values to a project -------------------------------------------------------------
 def apply_values(data: dict, values: dict) -> dict:
     """A copy of the project dict ``data`` with the searched ``values`` ({key: value}) set:
-    types and parameters first (so that the copies of a repeated chain have them too), then
-    repeats, then skipped layers."""
+    layer types first (a parameter of the new type is then known), parameters (so that the
+    copies of a repeated chain have them too), then repeats, then skipped layers."""
     data = copy.deepcopy(data)
-    order = sorted(values, key=lambda k: (1 if k.endswith(".repeat") and ".." in k else
+    order = sorted(values, key=lambda k: (-1 if k.endswith(".type") else
+                                          1 if k.endswith(".repeat") and ".." in k else
                                           2 if k.endswith(".include") else 0))
     for key in order:
         _apply(data, key, values[key])
@@ -386,11 +387,9 @@ def check_spaces(project, spaces) -> None:
     parameter, a training setting): each space's first value is applied to a copy."""
     from .project import project_to_dict
 
-    data = project_to_dict(project)
-    for space in spaces:
-        value = space.choices[0] if space.kind == "choice" else (
-            int(space.low) if space.kind == "int" else space.low)
-        apply_values(copy.deepcopy(data), {space.key: value})
+    values = {space.key: space.choices[0] if space.kind == "choice" else (
+        int(space.low) if space.kind == "int" else space.low) for space in spaces}
+    apply_values(project_to_dict(project), values)  # all at once, as a trial applies them
 
 
 def open_study(project, settings: SweepSettings):

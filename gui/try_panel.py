@@ -527,12 +527,12 @@ class TryPanel(QWidget):
         else:
             self.confusion.clear()
             self.pairs_label.setText("The confusion matrix is for classifiers.")
-        if self.tabs.currentWidget() is self.whole:
-            self.map_embedding()
+        if self.tabs.currentWidget() is self.whole and self.embed_method.currentData() == "pca":
+            self.map_embedding()  # t-SNE takes seconds: only when Map is pressed
 
     def _tab_changed(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.whole and self.tryout is not None \
-                and self._mapped is None:
+                and self._mapped is None and self.embed_method.currentData() == "pca":
             self.map_embedding()
 
     def map_embedding(self) -> None:
@@ -545,7 +545,7 @@ class TryPanel(QWidget):
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             points, index = t.embedding(node, method)
-        except LayerlabError as exc:
+        except (LayerlabError, ValueError, RuntimeError) as exc:
             self.embed_note.setText(str(exc))
             return
         finally:
@@ -924,7 +924,7 @@ class TryUi(QObject):
             c = training.controller
             c.run_finished.connect(lambda _r: self._run_changed())
             c.run_failed.connect(lambda *_a: self._run_changed())
-            c.run_started.connect(lambda _i: self._run_changed())
+            c.run_started.connect(lambda _i: self._run_started())
         window.document_changed.connect(lambda _d: self._run_changed())
         window.node_selected.connect(self.panel.choose_layer)
 
@@ -944,6 +944,11 @@ class TryUi(QObject):
             self._wanted = True
             if self._stale:
                 self.refresh()
+
+    def _run_started(self) -> None:
+        """A new run: let go of the last one's copy (and its trainer) at once."""
+        self.panel.set_tryout(None)
+        self._run_changed()
 
     def _run_changed(self) -> None:
         self._stale = True
@@ -970,13 +975,17 @@ class TryUi(QObject):
             return
         try:
             tryout = Tryout(trainer)
-        except LayerlabError as exc:
-            self.panel.set_tryout(None, message=str(exc))
+            self.panel.set_tryout(tryout, weights_text=self._weights_text(trainer, live),
+                                  live=live)
+        except (LayerlabError, RuntimeError, ValueError, OSError) as exc:
+            self.panel.set_tryout(None, message=f"The model cannot be tried: {exc}")
             return
+
+    @staticmethod
+    def _weights_text(trainer, live: bool) -> str:
         epoch = len(getattr(trainer, "history", []) or [])
-        text = (f"Weights of the running training (epoch {epoch}), copied now." if live else
+        return (f"Weights of the running training (epoch {epoch}), copied now." if live else
                 f"Weights of the last run in this window ({epoch} epochs).")
-        self.panel.set_tryout(tryout, weights_text=text, live=live)
 
 
 def install_try(window) -> TryUi:

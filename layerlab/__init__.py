@@ -16,8 +16,6 @@ from pathlib import Path
 
 __version__ = "0.2.0"
 
-CLI_COMMANDS = ("check", "summary", "train", "export", "import", "runs", "sweep", "explain",
-                "examples")
 
 
 def _app_root() -> Path:
@@ -28,6 +26,10 @@ def _app_root() -> Path:
 APP_ROOT = _app_root()
 if str(APP_ROOT) not in sys.path:
     sys.path.insert(0, str(APP_ROOT))
+
+from engine.cli import COMMANDS as _COMMANDS  # noqa: E402 - needs the path above
+
+CLI_COMMANDS = tuple(_COMMANDS)
 
 
 def _foreign_engine() -> str | None:

@@ -446,6 +446,7 @@ class InspectorWidget(QScrollArea):
         more.setToolTip(f"{spec.type} in Help → Layer Reference: parameters, ports, shape rule "
                         "and the torch module")
         more.clicked.connect(lambda: self.reference_requested.emit(spec.type))
+        more.setVisible(spec.in_palette)  # tool-made types (Opaque) have no entry
         self.reference_button = more
         col = QVBoxLayout()
         col.setSpacing(2)

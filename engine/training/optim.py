@@ -47,9 +47,16 @@ def fast_path(opt_type: str, kwargs: dict, params) -> dict:
         return kwargs
     if kwargs.get("differentiable") or not params:
         return kwargs
-    if all(p.is_cuda and p.is_floating_point() for p in params):
+    if all(p.is_cuda and p.is_floating_point() for p in params) and _has_fused(opt_type):
         return {**kwargs, "fused": True}
     return kwargs
+
+
+def _has_fused(opt_type: str) -> bool:
+    """Whether this torch's optimizer takes ``fused`` (SGD gained it later than Adam)."""
+    import inspect
+
+    return "fused" in inspect.signature(getattr(torch.optim, opt_type)).parameters
 
 
 def build_optimizer(choice: Choice, params, where: str = "training.optimizer"):

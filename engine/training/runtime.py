@@ -87,8 +87,9 @@ class EarlyStopper:
     def __init__(self, cfg: EarlyStopping, monitor: str):
         self.cfg = cfg
         self.monitor = monitor
-        # larger is better for accuracies and returns (dqn, policy_gradient), else smaller
-        self.sign = 1.0 if "accuracy" in monitor or "return" in monitor else -1.0
+        from engine.runs import maximize
+
+        self.sign = 1.0 if maximize(monitor) else -1.0  # accuracies and returns: larger
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0

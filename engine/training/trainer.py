@@ -87,8 +87,6 @@ class Trainer:
         self.train_models = {n: self.strategy.wrap(n, m) for n, m in self.models.items()}
         self._compile()
         self.amp = self._use_amp()
-        if self.device.type == "cuda" and self.dataset.in_memory:
-            torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN's fastest kernels
         kind = self.device.type
         self.autocast = torch.autocast(kind, dtype=torch.float16) if self.amp else None
         self.task_name = self.config.task or choose_task(self.project, self.dataset)
@@ -202,6 +200,7 @@ class Trainer:
         self._running.clear()
 
     def resume(self) -> None:
+        self.stepping = False  # a Step in flight becomes a plain resume
         self._running.set()
 
     def step_once(self) -> None:
@@ -231,6 +230,9 @@ class Trainer:
         self._stop_event.clear()  # a stop() that came after the last fit() ended
         self._bind(hooks["on_after_backward"])
         self._fit_start = time.perf_counter()
+        benchmark = torch.backends.cudnn.benchmark
+        if self.device.type == "cuda" and self.dataset.in_memory:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN's fastest kernels
         try:
             for hook in hooks["on_train_start"]:
                 hook(self)
@@ -244,6 +246,7 @@ class Trainer:
                 hook(self, exc)
             raise
         finally:
+            torch.backends.cudnn.benchmark = benchmark  # this run's choice, not the process's
             self.dataset.close()  # reader processes; a later fit() starts them again
 
     def _bind(self, after_backward) -> None:

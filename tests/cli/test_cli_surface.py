@@ -62,3 +62,11 @@ def test_early_stopping_on_a_return_keeps_the_highest():
     for epoch, value in enumerate([1.0, 0.5, 0.7], 1):
         losses.update({"val_loss": value}, epoch, {})
     assert losses.best_epoch == 2
+
+
+def test_a_parameter_of_the_type_a_sweep_switches_to_is_known(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_RUNS_DIR", str(tmp_path))
+    assert main(["sweep", "mlp_spirals", "--param", "a1.negative_slope=float:0.01:0.2",
+                 "--param", "a1.type=choice:LeakyReLU", "--trials", "1", "--epochs", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["state"] == "complete" and rows[0]["params"]["a1.type"] == "LeakyReLU"

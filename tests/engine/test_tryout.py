@@ -125,3 +125,26 @@ def test_attention_weights_of_each_head():
         assert Tryout(digits).attention(Tryout(digits).sample(0)[0]) == {}
     finally:
         digits.close()
+
+
+def test_the_live_attention_probe_is_the_layers_own_attention_averaged():
+    """gui.training.bridge's probe (the Activations view's attention map) against
+    nn.MultiheadAttention asked directly on the same probe batch."""
+    from engine.training.tasks import evaluating
+    from gui.training.bridge import attention_weights
+
+    trainer = Trainer(load_project(find_example("transformer_sine")), device="cpu", epochs=1)
+    try:
+        live = attention_weights(trainer, ["encoder"], 8)
+        model = trainer.models["model"]
+        x = trainer.task.probe_inputs(8)["model"][0]
+        with torch.no_grad(), evaluating(model):
+            h = model.get_submodule(model.node_attrs["pos"])(
+                model.get_submodule(model.node_attrs["embed"])(x))
+            attn = model.get_submodule(model.node_attrs["encoder"]).self_attn
+            _, want = attn(h, h, h, need_weights=True, average_attn_weights=True)
+        assert live["node"] == "encoder" and live["weights"].shape == (8, 20, 20)
+        np.testing.assert_allclose(live["weights"], want.numpy(), rtol=1e-4, atol=1e-6)
+        assert attention_weights(trainer, ["embed"], 8) == {}  # not an attention layer
+    finally:
+        trainer.close()

@@ -295,28 +295,3 @@ def QTextFromMarkdown(text: str) -> str:  # noqa: N802 - mirrors Qt's own conver
     doc = QTextDocument()
     doc.setMarkdown(text)
     return doc.toPlainText()
-
-
-def test_the_live_attention_probe_is_the_heads_mean_of_the_same_maps():
-    """The Activations view's attention map (gui.training.bridge) and the Try dock's share one
-    engine function: the live one is the per-head maps averaged."""
-    from engine.examples import find_example
-    from engine.explain import attention_maps
-    from engine.project import load_project
-    from engine.training import Trainer
-    from engine.training.tasks import evaluating
-    from gui.training.bridge import attention_weights
-
-    trainer = Trainer(load_project(find_example("transformer_sine")), device="cpu", epochs=1)
-    try:
-        live = attention_weights(trainer, ["encoder"], 8)
-        model = trainer.models["model"]
-        inputs = trainer.task.probe_inputs(8)["model"]
-        with evaluating(model):
-            heads = attention_maps(model, inputs, ["encoder"])["encoder"]
-        assert heads.shape[:2] == (8, 4) and live["weights"].shape == (8, 20, 20)
-        np.testing.assert_allclose(live["weights"], heads.mean(axis=1), rtol=1e-6)
-        np.testing.assert_allclose(live["weights"].sum(axis=-1), 1.0, rtol=1e-5)
-        assert attention_weights(trainer, ["embed"], 8) == {}  # not an attention layer
-    finally:
-        trainer.close()
