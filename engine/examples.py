@@ -1,6 +1,8 @@
 """The example projects shipped in ``resources/examples``."""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -36,3 +38,31 @@ def is_bundled(path) -> bool:
         return Path(path).resolve().parent == EXAMPLES_DIR.resolve()
     except (OSError, TypeError, ValueError):
         return False
+
+
+@dataclass
+class Example:
+    path: Path
+    name: str  # the project's own name ("MLP on spirals")
+    description: str
+    task: str = ""
+
+    @property
+    def slug(self) -> str:
+        """The name every command takes in place of the file (``mlp_spirals``)."""
+        return example_name(self.path)
+
+
+def list_examples() -> list[Example]:
+    """The readable bundled examples with their names, descriptions and tasks."""
+    items = []
+    for path in example_paths():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        items.append(Example(path, str(data.get("name", path.stem)),
+                             str(data.get("description", "")),
+                             str((data.get("training") or {}).get("task", ""))))
+    return items
+

@@ -12,17 +12,10 @@ def add_parser(sub, command: str) -> None:
 
 
 def run(args) -> int:
-    from .examples import example_name, example_paths
+    from .examples import EXAMPLES_DIR, list_examples
 
-    rows = []
-    for path in example_paths():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        rows.append({"name": example_name(path), "title": str(data.get("name", "")),
-                     "task": str((data.get("training") or {}).get("task", "")),
-                     "description": str(data.get("description", "")), "path": str(path)})
+    rows = [{"name": e.slug, "title": e.name, "task": e.task, "description": e.description,
+             "path": str(e.path)} for e in list_examples()]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -30,6 +23,6 @@ def run(args) -> int:
     width = max((len(r["name"]) for r in rows), default=4)
     for row in rows:
         print(f"{row['name']:<{width}}  {row['title']}")
-    print(f"\n{len(rows)} examples in {rows[0]['path'].rsplit('/', 1)[0] if rows else '-'}; "
-          "copy one to edit it, or open it in the window (File → Examples).")
+    print(f"\n{len(rows)} examples in {EXAMPLES_DIR}; copy one to edit it, or open it in the "
+          "window (File → Examples).")
     return 0

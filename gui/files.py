@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, Q
                                QListWidget, QListWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import LayerlabError
-from engine.examples import example_paths
+from engine.examples import Example, list_examples  # noqa: F401 - the dialog's list
 from engine.project import (SUFFIX, Project, ProjectError, atomic_write, load_project,
                             parse_project, project_to_dict)
 from gui.settings import Settings, data_dir
@@ -171,25 +171,6 @@ class Autosaver(QObject):
 # -- examples gallery ------------------------------------------------------------------------------
 THUMB_SIZE = QSize(260, 130)
 _thumb_cache: dict[tuple, QPixmap] = {}
-
-
-@dataclass
-class Example:
-    path: Path
-    name: str
-    description: str
-
-
-def list_examples() -> list[Example]:
-    items = []
-    for path in example_paths():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        items.append(Example(path, str(data.get("name", path.stem)),
-                             str(data.get("description", ""))))
-    return items
 
 
 def example_thumbnail(path: Path, dark: bool = False, size: QSize = THUMB_SIZE) -> QPixmap:
