@@ -116,6 +116,11 @@ class LayerReferenceDialog(QDialog):
 
     def _link(self, url) -> None:
         """Links between entries name a layer type (``#conv2d`` or ``Conv2d``)."""
+        if url.scheme() in ("http", "https"):  # torch's documentation: the browser
+            from PySide6.QtGui import QDesktopServices
+
+            QDesktopServices.openUrl(url)
+            return
         target = url.fragment() or url.toString()
         for name in self.items:
             if name.lower() == target.lower().replace("-", ""):

@@ -13,7 +13,7 @@ after a run, and during one ("Use latest weights"), without disturbing the train
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QPointF, QRectF, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
                                QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
@@ -506,7 +506,7 @@ class TryPanel(QWidget):
     def _fill_whole_set(self) -> None:
         t = self.tryout
         self._mapped = None
-        with _blocked(self.embed_node):
+        with QSignalBlocker(self.embed_node):
             self.embed_node.clear()
             nodes = t.embedding_nodes()
             for node in nodes:
@@ -582,7 +582,9 @@ class TryPanel(QWidget):
         if self.tryout is None:
             return
         self.tabs.setCurrentWidget(self.body)
-        self.choose_source(0)  # all samples, in order: the position is the index
+        with QSignalBlocker(self.source_combo):
+            self.source_combo.setCurrentIndex(0)  # all samples, in order: position = index
+        self.order = list(range(self.tryout.size))
         self.go(index)
 
     # -- feeding ----------------------------------------------------------------------------------
@@ -655,7 +657,7 @@ class TryPanel(QWidget):
 
     def _fill_targets(self) -> None:
         t = self.tryout
-        with _blocked(self.target_combo):
+        with QSignalBlocker(self.target_combo):
             self.target_combo.clear()
             self.target_combo.addItem("the predicted class" if t.task.name == "classification"
                                       else "output 0", None)
@@ -665,7 +667,7 @@ class TryPanel(QWidget):
                     self.target_combo.addItem(t.class_name(k), k)
 
     def _fill_nodes(self) -> None:
-        with _blocked(self.node_combo):
+        with QSignalBlocker(self.node_combo):
             self.node_combo.clear()
             for node in self.tryout.conv_nodes():
                 self.node_combo.addItem(node, node)
@@ -692,7 +694,7 @@ class TryPanel(QWidget):
             self.sources.append(("Draw your own", "draw"))
         elif self.editable:
             self.sources.append(("Type the values", "type"))
-        with _blocked(self.source_combo):
+        with QSignalBlocker(self.source_combo):
             self.source_combo.clear()
             for text, _key in self.sources:
                 self.source_combo.addItem(text)
@@ -703,7 +705,7 @@ class TryPanel(QWidget):
 
     def choose_source(self, index: int) -> None:
         key = self.sources[index][1]
-        with _blocked(self.source_combo):
+        with QSignalBlocker(self.source_combo):
             self.source_combo.setCurrentIndex(index)
         t = self.tryout
         if key == "all":
@@ -744,7 +746,7 @@ class TryPanel(QWidget):
         n = len(self.order)
         for w in (self.prev_button, self.next_button, self.index_spin):
             w.setEnabled(n > 0)
-        with _blocked(self.index_spin):
+        with QSignalBlocker(self.index_spin):
             self.index_spin.setRange(1 if n else 0, max(n, 0))
             self.index_spin.setValue(self.position + 1 if n else 0)
         self.prev_button.setEnabled(n > 0 and self.position > 0)
@@ -757,7 +759,7 @@ class TryPanel(QWidget):
             self.pad.set_image(sample[0])
         elif self.fields:
             for spin, v in zip(self.fields, sample.reshape(-1).tolist()):
-                with _blocked(spin):
+                with QSignalBlocker(spin):
                     spin.setValue(float(v))
         elif self.tryout.input_kind == "sequence":
             steps = np.arange(sample.shape[0])
@@ -1035,14 +1037,3 @@ def _heads_rgb(maps: np.ndarray) -> np.ndarray:
         tiles.append(tile)
         tiles.append(np.full((head.shape[0], 1, 3), 200.0))  # a grey gap between heads
     return np.concatenate(tiles[:-1], axis=1).astype(np.uint8)
-
-
-class _blocked:
-    def __init__(self, widget):
-        self.widget = widget
-
-    def __enter__(self):
-        self.old = self.widget.blockSignals(True)
-
-    def __exit__(self, *_exc):
-        self.widget.blockSignals(self.old)
