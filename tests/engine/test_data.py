@@ -54,7 +54,7 @@ def test_import_does_not_pull_torch_or_sklearn():
 def test_registry_lists_every_builtin():
     assert set(BUILTIN_DATASETS) == {"spirals", "moons", "circles", "xor", "blobs", "sine",
                                      "sine_sequence", "parity", "digits", "shapes", "moving_shapes",
-                                     "ring"}
+                                     "ring", "first_input", "marker_copy"}
     assert IMPORTERS == ("csv", "npz", "npy", "idx", "image_folder")
     assert set(IMPORTER_PARAMS) == set(IMPORTERS)
     for name, spec in BUILTIN_DATASETS.items():
@@ -564,3 +564,23 @@ def test_image_folder_errors(tmp_path):
         load_dataset(image_config(tmp_path))
     with pytest.raises(DataError, match="folder not found"):
         dataset_shapes(image_config(tmp_path / "nowhere"))
+
+
+def test_the_lesson_sequence_sets_hold_their_answer():
+    """first_input: the class is the sign of the first step; marker_copy: the class is the
+    token under the marker channel."""
+    from engine.data.dataset import load_source
+
+    first = load_source({"name": "first_input", "params": {"n_samples": 200, "length": 30},
+                         "val_split": 0.0}, seed=0)
+    x, y = first.x_train, first.y_train
+    assert tuple(x.shape) == (200, 30, 1)
+    assert torch.equal((x[:, 0, 0] > 0).long(), y)
+    marked = load_source({"name": "marker_copy", "params": {"n_samples": 200, "length": 12,
+                                                           "vocab": 5}, "val_split": 0.0}, seed=0)
+    x, y = marked.x_train, marked.y_train
+    assert tuple(x.shape) == (200, 12, 6) and torch.equal(x[:, :, -1].sum(dim=1),
+                                                          torch.ones(200))
+    at = x[:, :, -1].argmax(dim=1)
+    assert torch.equal(x[torch.arange(200), at, :5].argmax(dim=1), y)
+
