@@ -913,7 +913,14 @@ class TryUi(QObject):
         super().__init__(window)
         self.window = window
         self.panel = TryPanel()
-        self.dock = window.add_panel("Try", self.panel, Qt.DockWidgetArea.BottomDockWidgetArea,
+        # in a scroll area: the panel's columns must not make the bottom docks taller, or the
+        # side docks narrower, while the Try tab is not even in front
+        holder = QScrollArea()
+        holder.setObjectName("tryScroll")
+        holder.setWidgetResizable(True)
+        holder.setFrameShape(QFrame.Shape.NoFrame)
+        holder.setWidget(self.panel)
+        self.dock = window.add_panel("Try", holder, Qt.DockWidgetArea.BottomDockWidgetArea,
                                      "tryDock")
         training = getattr(window, "training", None)
         window.tabifyDockWidget(window.summary_dock, self.dock)
