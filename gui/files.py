@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, Q
                                QListWidget, QListWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import LayerlabError
-from engine.examples import Example, list_examples  # noqa: F401 - the dialog's list
+from engine.examples import list_examples
 from engine.project import (SUFFIX, Project, ProjectError, atomic_write, load_project,
                             parse_project, project_to_dict)
 from gui.settings import Settings, data_dir

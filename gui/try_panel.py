@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, Q
                                QWidget)
 
 from engine.errors import LayerlabError
+from widgets.plots.style import series_color
 
 METHOD_NAMES = {"saliency": "Saliency", "ig": "Integrated Gradients", "smoothgrad": "SmoothGrad",
                 "occlusion": "Occlusion", "gradcam": "Grad-CAM", "shap": "GradientSHAP"}
@@ -763,7 +764,7 @@ class TryPanel(QWidget):
                     spin.setValue(float(v))
         elif self.tryout.input_kind == "sequence":
             steps = np.arange(sample.shape[0])
-            self.input_lines.set_series([(steps, sample[:, f], _series(f))
+            self.input_lines.set_series([(steps, sample[:, f], series_color(f))
                                          for f in range(min(sample.shape[1], 6))])
         else:
             self.input_picture.set_array(_as_rgb(sample))
@@ -1007,12 +1008,6 @@ def _heading(text: str) -> QLabel:
     label = QLabel(text.upper())
     label.setObjectName("sectionTitle")
     return label
-
-
-def _series(i: int) -> str:
-    from widgets.plots.style import series_color
-
-    return series_color(i)
 
 
 def _as_rgb(sample: np.ndarray) -> np.ndarray | None:

@@ -77,7 +77,6 @@ class CompiledNet:
         self.__dict__["active"] = self.compiled
         self.__dict__["on_fallback"] = on_fallback
         self.__dict__["compile_seconds"] = None
-        self.__dict__["fallback_reason"] = None
 
     def __call__(self, *args, **kwargs):
         if self.active is self.module:
@@ -98,7 +97,6 @@ class CompiledNet:
     def fall_back(self, exc: BaseException) -> None:
         reason = _first_line(exc)
         self.__dict__["active"] = self.module
-        self.__dict__["fallback_reason"] = reason
         if self.on_fallback is not None:
             self.on_fallback(reason)
 
