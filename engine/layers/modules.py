@@ -104,6 +104,34 @@ class Reservoir(nn.Module):
         return torch.stack(states, dim=1), h
 
 
+class KeepLSTM(nn.LSTM):
+    """An ``nn.LSTM`` whose forget gates start with bias ``keep_bias`` in every layer and
+    direction (PyTorch starts them near 0, so half the memory leaks away at each step)."""
+
+    def __init__(self, *args, keep_bias: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keep_bias = keep_bias
+        h = self.hidden_size
+        with torch.no_grad():  # gates (input, forget, cell, output): forget is the 2nd block
+            for name, p in self.named_parameters():
+                if name.startswith("bias_"):
+                    p[h:2 * h] = keep_bias if name.startswith("bias_ih") else 0.0
+
+
+class KeepGRU(nn.GRU):
+    """An ``nn.GRU`` whose update gates start with bias ``keep_bias`` in every layer and
+    direction, so that each step keeps most of the previous state from the first batch."""
+
+    def __init__(self, *args, keep_bias: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keep_bias = keep_bias
+        h = self.hidden_size
+        with torch.no_grad():  # gates (reset, update, new): update is the 2nd block
+            for name, p in self.named_parameters():
+                if name.startswith("bias_"):
+                    p[h:2 * h] = keep_bias if name.startswith("bias_ih") else 0.0
+
+
 class Reparameterize(nn.Module):
     """VAE sampling: ``mu + eps * exp(logvar / 2)`` while training, ``mu`` in eval mode."""
 

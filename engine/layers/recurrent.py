@@ -4,7 +4,7 @@ from __future__ import annotations
 import operator
 
 from .rules import need_rank, no_stats, one
-from .spec import BOOL, CHOICE, FLOAT, INT, LayerSpec, ModuleCall, Param, Stats
+from .spec import BOOL, CHOICE, FLOAT, INT, LayerSpec, ModuleCall, Param, ShapeError, Stats
 
 _SEQ = "a sequence shaped (steps, features)"
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -14,6 +14,9 @@ def _rnn_infer(layer):
     def infer(p, ins):
         s = one(ins)
         need_rank(layer, s, (2,), _SEQ, "Add a Reshape to (steps, 1) for a 1-D series")
+        if p.get("keep_bias") and not p["bias"]:
+            raise ShapeError(f"keep_bias {p['keep_bias']:g} needs bias on; turn bias on or "
+                             "set keep_bias to 0")
         h = p["hidden_size"] * (2 if p.get("bidirectional") else 1)
         return {"out": (s[0], h), "last": (h,)}
     return infer
@@ -39,6 +42,8 @@ def _rnn_module(layer):
               "dropout": p["dropout"], "bidirectional": p["bidirectional"]}
         if layer == "RNN":
             kw["nonlinearity"] = p["nonlinearity"]
+        elif p["keep_bias"]:
+            return ModuleCall(f"Keep{layer}", {**kw, "keep_bias": p["keep_bias"]})
         return ModuleCall(f"nn.{layer}", kw)
     return module
 
@@ -72,6 +77,12 @@ def _rnn(layer, doc):
     if layer == "RNN":
         params.append(Param("nonlinearity", CHOICE, "tanh", "Activation of the hidden state.",
                             choices=("tanh", "relu")))
+    else:
+        gate = "forget" if layer == "LSTM" else "update"
+        params.append(Param("keep_bias", FLOAT, 0.0, f"Starting bias of the {gate} gate, the "
+                            "gate that keeps the memory: 0 is PyTorch's start, where half the "
+                            "memory leaks away each step; 1 to 3 lets the first batches learn "
+                            "dependencies tens of steps long.", min=-10.0, max=10.0))
     return LayerSpec(layer, "Recurrent", doc, params=tuple(params), outputs=("out", "last"),
                      infer=_rnn_infer(layer), stats=_rnn_stats(layer),
                      shape_doc="T×input → out: T×H, the top layer's output at every step, "

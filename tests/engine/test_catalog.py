@@ -231,7 +231,13 @@ def test_parameter_names_are_torch_names(type_):
     info = infer_shapes(one_layer_graph(*case)).info["layer"]
     call = spec.module(info.params, info.in_shapes)
     if call.cls.startswith("nn."):
-        assert set(spec.param_names) <= set(call.kwargs)
+        # keep_bias, when set, builds Layerlab's KeepLSTM/KeepGRU (an nn.LSTM/nn.GRU subclass)
+        assert set(spec.param_names) - {"keep_bias"} <= set(call.kwargs)
+        if "keep_bias" in spec.param_names:
+            kept = spec.module({**info.params, "keep_bias": 2.0}, info.in_shapes)
+            assert kept.cls == f"Keep{type_}" and kept.kwargs["keep_bias"] == 2.0
+            assert set(spec.param_names) <= set(kept.kwargs)
+            kept.build()
     else:
         accepted = set(inspect.signature(resolve_class(call.cls)).parameters)
         assert set(call.kwargs) <= accepted

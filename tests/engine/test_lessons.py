@@ -39,7 +39,7 @@ def first_layer_gradient(name: str) -> float:
 # -- the files ----------------------------------------------------------------------------------
 def test_every_lesson_loads_and_its_projects_pass_check():
     lessons = list_lessons()
-    assert len(lessons) >= 11
+    assert len(lessons) >= 12
     assert len({lesson.concept for lesson in lessons}) == len(lessons)
     for lesson in lessons:
         assert lesson.look_at in LOOK_AT and lesson.steps and lesson.figure
@@ -144,6 +144,40 @@ def test_overfitting_and_each_regularizer_narrows_the_gap():
           ", ".join(f"{k} {v:.3f}" for k, v in gaps.items()))
     for name in ("regularized", "dropout", "l2", "early stopping"):
         assert gaps[name] < gaps["wide"] / 2, name
+
+
+def test_a_gru_remembers_the_first_of_fifty_steps_and_an_rnn_does_not():
+    gru = [h["val_accuracy"] for h in fit("memory_gru").history]
+    rnn = fit("memory_rnn").history[-1]["val_accuracy"]
+    project = load_project(LESSONS_DIR / "memory_gru.layerlab.json")
+    project.models["model"].set_param("gru", "keep_bias", 0.0)
+    closed = Trainer(project, device="cpu")
+    closed.fit()
+    shut = closed.history[-1]["val_accuracy"]
+    print(f"\nmemory after 6 epochs: GRU {gru[-1]:.2f} (from epoch "
+          f"{next(i for i, a in enumerate(gru, 1) if a >= 0.95)}), RNN {rnn:.2f}, "
+          f"GRU with keep_bias 0 {shut:.2f}")
+    assert gru[-1] >= 0.95 and rnn <= 0.6 and shut <= 0.6
+
+
+def test_keep_bias_sets_the_keeping_gate_and_exports():
+    import torch.nn as nn
+
+    from engine.layers.modules import KeepGRU, KeepLSTM
+
+    for cls, base in ((KeepLSTM, nn.LSTM), (KeepGRU, nn.GRU)):
+        layer = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True, keep_bias=3.0)
+        assert isinstance(layer, base)
+        for name, p in layer.named_parameters():
+            if name.startswith("bias_ih"):
+                assert torch.equal(p[4:8], torch.full((4,), 3.0)), name
+            elif name.startswith("bias_hh"):
+                assert torch.equal(p[4:8], torch.zeros(4)), name
+    assert analyze(load_project(LESSONS_DIR / "memory_gru.layerlab.json"))[1] == []
+    project = load_project(LESSONS_DIR / "memory_gru.layerlab.json")
+    project.models["model"].set_param("gru", "bias", False)
+    _, problems = analyze(project)
+    assert any("keep_bias 3 needs bias on" in str(p) for p in problems), problems
 
 
 def test_the_two_number_code_of_the_autoencoder_separates_digits():
