@@ -39,7 +39,12 @@ from ..project import Project
 
 _SIZE_METHODS = {"size", "dim", "numel"}
 _SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda"}
+# calls that return a tuple of tensors, each item of which becomes its own Opaque node
+_TUPLE_OPS = {"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit",
+              "vsplit", "dsplit", "unsafe_chunk", "unsafe_split", "topk", "sort", "max", "min",
+              "median", "mode", "kthvalue", "aminmax", "std_mean", "var_mean", "unique"}
 TOLERANCE = 1e-4
+MAX_REBUILDS = 20  # builds of one import, each turning more misfit catalog layers opaque
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,15 @@ def import_module(source, example_input_shape=None, weights=None) -> tuple[Proje
     module, label = load_source(source)
     module = _prepared(module, weights, label)
     traced = trace(module, label)
-    builder = _Builder(traced, _input_shapes(example_input_shape, traced))
-    graph = builder.build()
+    input_shapes = _input_shapes(example_input_shape, traced)
+    forced: set[str] = set()
+    for _ in range(MAX_REBUILDS):
+        builder = _Builder(traced, input_shapes, forced)
+        graph = builder.build()
+        misfits = builder.misfits() - forced
+        if not misfits:
+            break
+        forced |= misfits  # e.g. `h + h.mean(-1, keepdim=True)`: broadcasting, not an Add
     _layout(graph)
     state = builder.state_dict(module.state_dict())
     project = Project(name=type(module).__name__, models={"model": graph},
@@ -96,7 +108,7 @@ def reopen_warnings(project) -> list[str]:
     for graph in project.models.values():
         for node in graph.nodes_of_type("Opaque"):
             module = node.params.get("module", "")
-            if module.startswith(FUNCTION_PREFIX):
+            if module.startswith(FUNCTION_PREFIX) and not node.params.get("graph"):
                 captured.append(node.id)
             elif not module.startswith("torch.nn."):
                 classes.add(module)
@@ -219,6 +231,12 @@ def trace(module, label: str):
         def is_leaf_module(self, m, qualname: str) -> bool:
             return is_own_module(m) or super().is_leaf_module(m, qualname)
 
+        def call_module(self, m, forward, args, kwargs):
+            unrolled = _unroll_transformer(self, m, args, kwargs)
+            if unrolled is not None:
+                return unrolled
+            return super().call_module(m, forward, args, kwargs)
+
     try:
         tracer = Tracer()
         graph = tracer.trace(module)
@@ -229,6 +247,32 @@ def trace(module, label: str):
                 "follow)" if "control flow" in reason or "iterate" in reason else "")
         raise ExportError(f"{label}: torch.fx cannot trace this model{hint}: {reason}") \
             from None
+
+
+def _unroll_transformer(tracer, m, args, kwargs):
+    """nn.TransformerEncoder / TransformerDecoder / Transformer called without masks, traced as
+    the chain of layers (and final norm) they run, so that each layer becomes a node of its own;
+    None for any other module or call."""
+    import torch.nn as nn
+
+    extra = list(args[2 if isinstance(m, (nn.TransformerDecoder, nn.Transformer)) else 1:]) + \
+        list(kwargs.values())
+    if any(v is not None and v is not False for v in extra):
+        return None  # masks or is_causal: the module as it is
+
+    def call(module, *inputs):
+        return tracer.call_module(module, module.forward, inputs, {})
+
+    if isinstance(m, nn.Transformer) and len(args) >= 2:
+        return call(m.decoder, args[1], call(m.encoder, args[0]))
+    if isinstance(m, (nn.TransformerEncoder, nn.TransformerDecoder)) and args:
+        out, rest = args[0], tuple(args[1:2]) if isinstance(m, nn.TransformerDecoder) else ()
+        if isinstance(m, nn.TransformerDecoder) and not rest:
+            return None
+        for layer in m.layers:
+            out = call(layer, out, *rest)
+        return call(m.norm, out) if m.norm is not None else out
+    return None
 
 
 def _input_shapes(given, traced) -> dict:
@@ -270,9 +314,11 @@ def _first_line(exc: BaseException) -> str:
 class _Builder:
     """Walks a traced GraphModule and builds the Layerlab graph, node by node."""
 
-    def __init__(self, traced, input_shapes: dict):
+    def __init__(self, traced, input_shapes: dict, forced: frozenset | set = frozenset()):
         from ..compiler import _reserved_names
 
+        self.forced = forced  # traced operations kept opaque although a layer matches them
+        self.mapped_calls: dict[str, str] = {}  # node id -> the traced operation it maps
         self.gm = traced
         self.graph = Graph("model")
         self.input_shapes = input_shapes
@@ -326,9 +372,13 @@ class _Builder:
 
         if self._is_size(node) or (node.target is operator.getitem and self._getitem(node)):
             return
-        mapped = map_call(node, self._is_batch)
+        if self._split(node):
+            return
+        mapped = None if node.name in self.forced else map_call(node, self._is_batch)
         if mapped is None or not self._add_mapped(node, mapped):
             self._opaque_call([node])
+        elif isinstance(self.env.get(node), _Port):
+            self.mapped_calls[self.env[node].node] = node.name
 
     _call_method = _call_function
 
@@ -441,14 +491,33 @@ class _Builder:
             return
         self._add_opaque(node, copy.deepcopy(module), ports, module)
 
-    def _opaque_call(self, nodes: list, module=None, aliases=()) -> None:
+    def _split(self, node) -> bool:
+        """``a, b = x.chunk(2, 1)`` and the like: one Opaque node per item the model uses, each
+        computing the call and taking its item (an Opaque node passes on one tensor)."""
+        name = node.target if isinstance(node.target, str) else \
+            getattr(node.target, "__name__", "")
+        users = list(node.users)
+        if name not in _TUPLE_OPS or not users or not all(
+                u.target is operator.getitem and isinstance(u.args[1], int) for u in users):
+            return False
+        by_index: dict[int, list] = {}
+        for user in users:
+            by_index.setdefault(user.args[1], []).append(user)
+        for index, group in sorted(by_index.items()):
+            self._opaque_call([node, group[0]], None, group[1:],
+                              f"{node.name}_{index}" if index >= 0 else None)
+        return True
+
+    def _opaque_call(self, nodes: list, module=None, aliases=(), name: str | None = None) \
+            -> None:
         from .opaque import capture
 
         captured, inputs, _, text = capture(nodes, self.gm, self._tensor_or_fail)
         index = nodes[1].args[1] if len(nodes) == 2 and module is not None else None
         simple = index is not None and len(nodes[0].args) == 1 and not nodes[0].kwargs
         node_id = self._add_opaque(nodes[-1], captured, [self._tensor(v) for v in inputs],
-                                   module if simple else None, text, index, nodes[0].name)
+                                   module if simple else None, text, index,
+                                   name or nodes[0].name)
         for node in list(nodes[1:]) + list(aliases):
             self.env[node] = _Port(node_id)
             self.handled.add(node)
@@ -456,6 +525,7 @@ class _Builder:
     def _add_opaque(self, node, live, ports: list, module=None, text: str | None = None,
                     index: int | None = None, name: str | None = None) -> str:
         """An Opaque node computing traced ``node`` with ``live`` from ``ports``."""
+        from ..layers.fx_data import encode
         from ..layers.opaque import register_module
         from .opaque import class_path, recover_init
 
@@ -469,6 +539,10 @@ class _Builder:
             params["init"] = init
         if index is not None and module is not None:
             params["output_index"] = index
+        if module is None:  # a captured operation: its fx nodes as data, for a saved copy
+            graph = encode(live)
+            if graph is not None:
+                params["graph"] = graph
         params["ref"] = register_module(live)
         node_id = self._new_id(name)
         self.graph.add_node("Opaque", node_id, params)
@@ -507,6 +581,17 @@ class _Builder:
             if n > 1:
                 self.notes.append(f"module {prefix} is called {n} times; each call became its "
                                   "own node, with a copy of its weights (they train separately)")
+
+    def misfits(self) -> set[str]:
+        """Traced operations mapped onto a catalog layer that rejects its input shapes (a
+        broadcasting ``+`` is no Add layer); empty when the input shapes are unknown."""
+        from ..shapes import infer_shapes
+
+        if not self.input_shapes:
+            return set()
+        errors = infer_shapes(self.graph).errors()
+        return {self.mapped_calls[n] for n in errors if n in self.mapped_calls and
+                not any(e.src in errors for e in self.graph.in_edges(n))}
 
     def state_dict(self, original: dict) -> dict:
         """The weights keyed by the compiled graph's parameter names (node id first)."""

@@ -8,6 +8,7 @@ lives in this session.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 
@@ -30,6 +31,10 @@ def class_path(cls) -> str:
 def recover_init(module) -> str | None:
     """The constructor arguments as JSON, if the instance's attributes give them back exactly."""
     cls = type(module)
+    derive = _DERIVED.get(cls.__name__) if getattr(nn, cls.__name__, None) is cls else None
+    if derive is not None:
+        kwargs = derive(module)
+        return json.dumps(kwargs) if kwargs is not None and _rebuilds(module, kwargs) else None
     try:
         params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     except (TypeError, ValueError):
@@ -44,6 +49,26 @@ def recover_init(module) -> str | None:
         elif p.default is p.empty:
             return None
     return json.dumps(kwargs) if _rebuilds(module, kwargs) else None
+
+
+def _transformer_layer(m) -> dict | None:
+    """nn.TransformerEncoderLayer / DecoderLayer keep no constructor arguments; read them off
+    their parts."""
+    import torch.nn.functional as F
+
+    activation = {F.relu: "relu", F.gelu: "gelu"}.get(getattr(m, "activation", None))
+    if activation is None:
+        return None
+    attn = m.self_attn
+    return {"d_model": attn.embed_dim, "nhead": attn.num_heads,
+            "dim_feedforward": m.linear1.out_features, "dropout": m.dropout.p,
+            "activation": activation, "layer_norm_eps": m.norm1.eps,
+            "batch_first": attn.batch_first, "norm_first": m.norm_first,
+            "bias": m.linear1.bias is not None}
+
+
+_DERIVED = {"TransformerEncoderLayer": _transformer_layer,
+            "TransformerDecoderLayer": _transformer_layer}
 
 
 def _jsonable(value) -> bool:
@@ -88,8 +113,8 @@ def capture(nodes: list[fx.Node], owner: fx.GraphModule, tensor_of) -> tuple:
         return env[value]
 
     for node in nodes:
-        if node.op == "call_module":
-            root.add_module("m", owner.get_submodule(node.target))
+        if node.op == "call_module":  # a copy: probing it must not switch the model's mode
+            root.add_module("m", copy.deepcopy(owner.get_submodule(node.target)))
             keys.update({f"m.{k}": f"{node.target}.{k}"
                          for k in owner.get_submodule(node.target).state_dict()})
             env[node] = g.call_module("m", map_arg(node.args, arg), map_arg(node.kwargs, arg))

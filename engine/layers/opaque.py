@@ -6,8 +6,9 @@ catalog into Opaque nodes. Such a node names its module by import path (``torch.
 (``init``), and may keep a reference (``ref``) to the live module object of the session that
 imported it. It compiles to a deep copy of that live module, or, when the session that imported
 it is gone, to a module rebuilt from its class path and ``init``: that class must then be
-importable. Operations captured from a traced ``forward`` (``torch.mean(x, 1)``) live only in the
-session that imported them.
+importable. An operation captured from a traced ``forward`` (``x[:, :8]``, ``torch.cat(...)``)
+keeps its torch.fx nodes as data in ``graph`` (:mod:`engine.layers.fx_data`) and is rebuilt from
+them; only one whose nodes could not be written as data lives in the session that imported it.
 
 Nothing here imports torch at module level (the catalog must load without it).
 """
@@ -47,8 +48,16 @@ def live_module(params: dict):
     """The module an Opaque node stands for (shared; callers copy it before training it)."""
     key = _key(params)
     if key not in _LIVE:
-        _LIVE[key] = rebuild_module(params["module"], params.get("init"),
-                                    params.get("output_index"))
+        if params.get("graph") and params["module"].startswith(FUNCTION_PREFIX):
+            _LIVE[key] = rebuild_captured(params["module"], params["graph"])
+        elif params.get("ref") and params.get("init") is None and \
+                not params["module"].startswith(FUNCTION_PREFIX):
+            raise ShapeError(f"the module {params['module']} was imported, but its constructor "
+                             "arguments could not be read back from it, so a saved copy "
+                             "cannot rebuild it; import the model again")
+        else:
+            _LIVE[key] = rebuild_module(params["module"], params.get("init"),
+                                        params.get("output_index"))
     return _LIVE[key]
 
 
@@ -56,7 +65,21 @@ def _key(params: dict) -> str:
     ref = params.get("ref")
     if ref and ref in _LIVE:
         return ref
+    if params.get("graph"):
+        digest = hashlib.sha1(params["graph"].encode()).hexdigest()
+        return f"captured:{params['module']}:{digest}"
     return f"rebuilt:{params['module']}:{params.get('init')}:{params.get('output_index')}"
+
+
+def rebuild_captured(path: str, graph: str):
+    """A captured operation's GraphModule from the data in its ``graph`` parameter."""
+    from .fx_data import NotEncodable, decode
+
+    try:
+        return decode(graph)
+    except (ValueError, NotEncodable, KeyError, TypeError, AttributeError) as exc:
+        raise ShapeError(f"the operation `{path[len(FUNCTION_PREFIX):]}` cannot be rebuilt "
+                         f"from its graph: {_first_line(exc)}") from None
 
 
 def rebuild_module(path: str, init: str | None, output_index: int | None = None):
@@ -277,6 +300,9 @@ SPECS = [
                   "to pass on.", min=0, optional=True),
             Param("ref", STR, None, "The live module of the session that imported it "
                   "(set by the importer).", optional=True),
+            Param("graph", STR, None, "An operation captured from an imported model, as "
+                  "data: its torch.fx nodes and tensors (set by the importer).",
+                  optional=True),
         ),
         inputs=(InPort("in", multi=True),), infer=_infer, stats=_stats, module=_module,
         emit=_emit, key_params=("module",), in_palette=False,

@@ -175,15 +175,80 @@ def test_unknown_modules_become_opaque_nodes_that_compile_and_train():
     assert original.act.weight.data_ptr() != model.act.weight.data_ptr()
 
 
-def test_saved_opaque_modules_are_rebuilt_or_explained(tmp_path):
-    project, state = import_module(randomized(Mixed()), (3, 6))
+def forget_session(project) -> None:
+    """Drop the live modules of the session that imported ``project`` (as after a restart)."""
+    for graph in project.models.values():
+        for node in graph.nodes_of_type("Opaque"):
+            opaque_layer._LIVE.pop(node.params.get("ref"), None)
+    for key in [k for k in opaque_layer._LIVE if k.startswith(("captured:", "rebuilt:"))]:
+        del opaque_layer._LIVE[key]
+
+
+def test_saved_opaque_modules_and_captured_operations_are_rebuilt(tmp_path):
+    original = randomized(Mixed())
+    project, state = import_module(original, (3, 6))
     text = dumps_project(project)
-    for node in project.models["model"].nodes_of_type("Opaque"):
-        opaque_layer._LIVE.pop(node.params["ref"])  # as if Layerlab had been restarted
+    forget_session(project)
     reopened = loads_project(text)
     shapes = infer_shapes(reopened.models["model"])
-    assert "act" not in shapes.errors()  # torch.nn.PReLU is rebuilt from its init
+    assert shapes.errors() == {}  # PReLU from its init, the transpose from its fx nodes
+    assert reopened.models["model"].node("transpose").params["graph"]
+    assert_same_outputs(compiled(reopened, state), original, (3, 6))
+    assert dumps_project(reopened) == text
+
+
+def test_a_capture_that_cannot_be_data_is_explained_when_reopened(monkeypatch):
+    from engine.layers import fx_data
+
+    monkeypatch.setattr(fx_data, "encode", lambda gm: None)  # e.g. an argument JSON lacks
+    project, _ = import_module(randomized(Mixed()), (3, 6))
+    assert "graph" not in project.models["model"].node("transpose").params
+    text = dumps_project(project)
+    forget_session(project)
+    shapes = infer_shapes(loads_project(text).models["model"])
+    assert "act" not in shapes.errors()
     assert "lives only in the session that imported it" in shapes.errors()["transpose"]
+
+
+class Slices(nn.Module):
+    """Slicing, cat, view/permute, chunk, stack, flatten, split, a shape read, parameters and
+    buffers used directly: every one an operation the catalog lacks."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 12)
+        self.gate = nn.Parameter(torch.randn(4))
+        self.register_buffer("offset", torch.arange(12.0))
+
+    def forward(self, x):
+        h = self.fc(x)
+        c = torch.cat([h[:, :8], h[:, 8:] * self.gate], dim=1) + self.offset
+        q = c.view(c.size(0), 3, -1).permute(0, 2, 1).contiguous()
+        u, v = q.chunk(2, dim=1)
+        w = torch.stack([u, v], dim=-1).flatten(1)
+        s1, s2 = w.split(6, dim=1)
+        return s1.transpose(1, 2 - 1) * s2.shape[1] + s2.mean(-1, keepdim=True).expand_as(s1)
+
+
+def test_a_saved_import_of_tensor_operations_trains_and_exports_like_a_fresh_one(tmp_path):
+    original = randomized(Slices())
+    project, state = import_module(original, (16,))
+    graph = project.models["model"]
+    assert {"chunk_0", "chunk_1", "split_0", "split_1", "stack"} <= set(graph.node_ids())
+    assert all(n.params.get("graph") for n in graph.nodes_of_type("Opaque"))
+    path = tmp_path / "slices.layerlab.json"
+    path.write_text(dumps_project(project), "utf-8")
+    torch.save({"model": state}, tmp_path / "slices.weights.pt")
+    forget_session(project)
+    saved = load_project(path)
+    model = compiled(saved, state)
+    assert_same_outputs(model, original, (16,))
+    model.train()
+    model(torch.randn(4, 16)).pow(2).sum().backward()
+    assert model.get_submodule(model.node_attrs["mul"]).p0.grad is not None  # gate trains
+    for fmt in ("python", "onnx", "torchscript"):
+        result = export_model(saved, fmt, tmp_path / fmt, weights=tmp_path / "slices.weights.pt")
+        assert result.checks, fmt  # each export compares its outputs with the model's
 
 
 def test_untraceable_model_says_why():
@@ -215,3 +280,93 @@ def test_python_export_imports_back_to_the_same_layers(example, tmp_path):
                                 weights=tmp_path / "pytorch" / "weights.pt")
     original = sorted(n.type for n in project.models["model"].nodes())
     assert sorted(n.type for n in back.models["model"].nodes()) == original
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.enc(x).mean(1))
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = nn.Transformer(16, 4, 1, 2, 32, batch_first=True)
+
+    def forward(self, x):
+        return self.t(x, x)
+
+
+class BiLstmTokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.lstm = nn.LSTM(8, 16, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(32, 2)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.emb(x))
+        return self.fc(out[:, -1])
+
+
+class Broadcast(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h + h.mean(-1, keepdim=True)  # broadcasting: no Add layer
+
+
+@pytest.mark.parametrize("cls, shape, layers", [
+    (Encoder, (10, 16), {"enc_layers_0": "TransformerEncoderLayer",
+                         "enc_layers_1": "TransformerEncoderLayer", "enc_norm": "LayerNorm"}),
+    (Seq2Seq, (6, 16), {"t_encoder_layers_0": "TransformerEncoderLayer",
+                        "t_decoder_layers_1": "Opaque"}),
+    (BiLstmTokens, (10,), {"emb": "Embedding", "lstm": "LSTM"}),
+    (Broadcast, (8,), {"fc": "Linear", "add": "Opaque"}),
+])
+def test_common_models_import_and_a_saved_copy_gives_the_same_outputs(cls, shape, layers,
+                                                                      tmp_path):
+    original = randomized(cls())
+    project, state = import_module(original, shape)
+    graph = project.models["model"]
+    assert {k: graph.node(k).type for k in layers} == layers
+    text = dumps_project(project)
+    forget_session(project)
+    reopened = loads_project(text)
+    assert infer_shapes(reopened.models["model"]).errors() == {}
+    model = compiled(reopened, state)
+    tokens = cls is BiLstmTokens
+    with torch.no_grad():
+        for batch in (1, 4):
+            x = torch.randint(0, 50, (batch, *shape)) if tokens else torch.randn(batch, *shape)
+            assert torch.allclose(model(x), original(x), atol=1e-5), batch
+    torch.save({"model": state}, tmp_path / "w.pt")
+    assert export_model(reopened, "python", tmp_path / "py", weights=tmp_path / "w.pt").checks
+
+
+def test_an_imported_module_whose_arguments_are_unknown_is_not_rebuilt_with_defaults():
+    class Wide(nn.Module):  # a torch.nn class, so a leaf; no attribute gives its arguments
+        def __init__(self):
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+            self.t = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+
+        def forward(self, x):  # with a mask: the encoder as it is, not unrolled
+            return self.t(x, mask=torch.zeros(3, 3))
+
+    project, _ = import_module(Wide(), (3, 8))
+    node = next(iter(project.models["model"].nodes_of_type("Opaque")))
+    text = dumps_project(project)
+    forget_session(project)
+    errors = infer_shapes(loads_project(text).models["model"]).errors()
+    assert errors, "rebuilt although its arguments are unknown"
+    assert "import the model again" in errors[node.id] or \
+        "lives only in the session" in errors[node.id]
