@@ -191,6 +191,8 @@ def _model_summary(graph, shapes) -> dict:
                  "output_shape": whole(shape) if shape is not None else None,
                  "params": info.stats.params, "trainable_params": info.stats.trainable,
                  "macs": info.stats.macs}
+        if node.type == "Block":
+            layer["block"] = node.params.get("block")
         if len(info.out_shapes) > 1:
             layer["output_shapes"] = {p: whole(s) for p, s in info.out_shapes.items()}
         if info.error:
@@ -208,7 +210,8 @@ def _print_table(report: dict) -> None:
         rows = [("id", "type", "output shape", "params", "MACs")]
         for layer in model["layers"]:
             shape = layer["output_shape"]
-            rows.append((layer["id"], layer["type"],
+            kind = f"Block {layer['block']}" if layer.get("block") else layer["type"]
+            rows.append((layer["id"], kind,
                          fmt_shape(tuple(shape)) if shape is not None else "?",
                          f"{layer['params']:,}", f"{layer['macs']:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]

@@ -26,7 +26,7 @@ _PREFIX = {"Linear": "fc", "Conv1d": "conv", "Conv2d": "conv", "ConvTranspose2d"
            "AdaptiveAvgPool2d": "gap", "BatchNorm1d": "bn", "BatchNorm2d": "bn",
            "LayerNorm": "ln", "MultiheadAttention": "attn", "TransformerEncoderLayer": "encoder",
            "PositionalEncoding": "pos", "Reparameterize": "z", "SequencePool": "seqpool",
-           "Dropout": "drop", "Embedding": "embed"}
+           "Dropout": "drop", "Embedding": "embed", "Block": "block"}
 
 
 @dataclass
@@ -71,6 +71,8 @@ class Graph:
     def __init__(self, name: str = "model"):
         self.name = name
         self.extra: dict = {}
+        # the project's block definitions (engine.blocks), shared by all its graphs
+        self.blocks: dict = {}
         self.events = Events(*self.EVENTS)
         self._g = nx.MultiDiGraph()
         self._next_order = 0

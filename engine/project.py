@@ -44,6 +44,8 @@ class Project:
     training: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     path: Path | None = None
+    # composite block definitions (engine.blocks.BlockDef by name), shared by every model
+    blocks: dict = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -114,7 +116,8 @@ def parse_project(data, source: str = "<project>") -> Project:
                                      f"newer Layerlab; this one reads version {VERSION}")], True)
     problems: list[tuple[str, str]] = []
     project = Project(extra={k: v for k, v in data.items() if k not in
-                             ("format", "version", "name", "models", "dataset", "training")})
+                             ("format", "version", "name", "models", "dataset", "training",
+                              "blocks")})
     project.name = _get(data, "name", str, "Untitled", "name", problems)
     project.dataset = _get(data, "dataset", dict, {}, "dataset", problems)
     project.training = _get(data, "training", dict, {}, "training", problems)
@@ -122,9 +125,14 @@ def parse_project(data, source: str = "<project>") -> Project:
     if not isinstance(models, dict) or not models:
         problems.append(("models", "must be an object with at least one model"))
         raise ProjectError(source, problems)
+    if "blocks" in data:
+        from .blocks import parse_blocks
+
+        parse_blocks(data["blocks"], problems, project.blocks)
     for name, model in models.items():
         graph = _parse_model(name, model, problems)
         if graph is not None:
+            graph.blocks = project.blocks
             project.models[name] = graph
     if problems:
         raise ProjectError(source, problems)
@@ -144,8 +152,8 @@ def _get(obj: dict, key: str, typ, default, where: str, problems: list):
     return value
 
 
-def _parse_model(name: str, model, problems: list) -> Graph | None:
-    where = f"models.{name}"
+def _parse_model(name: str, model, problems: list, where: str | None = None) -> Graph | None:
+    where = where or f"models.{name}"
     if not isinstance(model, dict):
         problems.append((where, f"must be an object; got {_kind(model)}"))
         return None
@@ -242,6 +250,10 @@ def _edge_to_dict(graph: Graph, edge: Edge) -> dict:
 def project_to_dict(project: Project) -> dict:
     d = {"format": FORMAT, "version": VERSION, "name": project.name,
          "models": {name: graph_to_dict(g) for name, g in project.models.items()}}
+    if project.blocks:
+        from .blocks import blocks_to_dict
+
+        d["blocks"] = blocks_to_dict(project.blocks)
     if project.dataset:
         d["dataset"] = project.dataset
     if project.training:

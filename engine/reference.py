@@ -351,8 +351,9 @@ def index_page() -> str:
     tool_made = [s for s in CATALOG.values() if not s.in_palette]
     if tool_made:
         lines += ["", "## Tool-made types", "",
-                  "Not in the palette; tools create them (the importer, for modules it has no "
-                  "layer for).", ""]
+                  "Not in the palette's layer list; tools create them: the importer makes "
+                  "Opaque nodes for modules it has no layer for, and Edit → Make Block, the "
+                  "palette's Blocks section or a project's \"blocks\" make Block nodes.", ""]
         lines += [f"- **{s.type}** ({s.category}): {s.doc} Shape: {s.shape_doc}"
                   for s in tool_made]
     return "\n".join(lines) + "\n"

@@ -162,6 +162,8 @@ class ShapeInference:
             return NodeInfo(error=str(exc))
         if node.type == "Input":
             return self._input_info(params)
+        if node.type == "Block":
+            params = {**params, "_library": self.graph.blocks}
         ins, missing = self._gather(node_id, spec)
         if missing is not None:
             return NodeInfo(params=params, in_shapes=ins, error=missing or None)

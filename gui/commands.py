@@ -6,6 +6,7 @@ with child commands, run forward on redo and backward on undo.
 """
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -284,3 +285,17 @@ def _shift_downstream(graph: Graph, node_id: str, dx: float, parent: QUndoComman
              for n in graph.descendants(node_id) if graph.node(n).pos is not None}
     if moves:
         MoveNodes(graph, moves, parent=parent, text="Make room")
+
+
+def replace_graph(graph, source) -> None:
+    """Make ``graph`` what ``source`` is (same nodes, wires, order), through the graph's own
+    methods: the canvas and shape inference follow its events."""
+    for node_id in reversed(graph.node_ids()):
+        graph.remove_node(node_id)
+    for node in source.nodes():
+        graph.add_node(node.type, node.id, copy.deepcopy(node.params), node.pos,
+                       copy.deepcopy(node.extra))
+    for edge in source.edges():
+        graph.connect(edge.src, edge.dst, edge.src_port, edge.dst_port,
+                      extra=copy.deepcopy(source.edge_extra(edge)))
+    graph.extra = copy.deepcopy(source.extra)

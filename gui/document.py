@@ -33,6 +33,7 @@ class Document(QObject):
     dirty_changed = Signal(bool)
     path_changed = Signal(object)
     saved = Signal(object)
+    blocks_changed = Signal()  # the project's block definitions changed (gui.blocks)
 
     def __init__(self, project: Project, parent: QObject | None = None):
         super().__init__(parent)

@@ -17,6 +17,7 @@ from engine.graph import Edge, Graph
 from engine.layers import get_spec
 from engine.layout import FIT, layered_layout
 from gui import commands as C
+from gui.blocks import block_payload
 
 if TYPE_CHECKING:
     from gui.main_window import Canvas, MainWindow
@@ -116,12 +117,20 @@ class Editing:
 
     # -- requests from the canvas ------------------------------------------------------------------
     def add_node(self, canvas: "Canvas", type_name: str, pos: QPointF) -> str:
+        type_name, params = block_payload(type_name)  # a block from the palette's Blocks
         spec = get_spec(type_name)
         snapped = (round(pos.x() / 10) * 10, round(pos.y() / 10) * 10)
-        cmd = C.AddNode(canvas.graph, type_name, snapped, spec.initial_params())
+        if params is None:
+            cmd = C.AddNode(canvas.graph, type_name, snapped, spec.initial_params())
+            self.push(cmd)
+            canvas.scene.select_nodes([cmd.node_id])
+            return cmd.node_id
+        cmd = C.macro(f"Add block {params['block']}")
+        self.window.blocks.ensure_definition(params["block"], cmd)
+        add = C.AddNode(canvas.graph, type_name, snapped, params, parent=cmd)
         self.push(cmd)
-        canvas.scene.select_nodes([cmd.node_id])
-        return cmd.node_id
+        canvas.scene.select_nodes([add.node_id])
+        return add.node_id
 
     def connect_edge(self, canvas: "Canvas", edge: Edge) -> None:
         pending, self._pending_disconnect = self._pending_disconnect, None
@@ -164,10 +173,15 @@ class Editing:
             return
         selected = canvas.scene.selected_node_ids()
         if not from_search and len(selected) == 1:
-            cmd = C.insert_after(canvas.graph, type_name, selected[0],
-                                 get_spec(type_name).initial_params())
+            layer, params = block_payload(type_name)
+            cmd = C.insert_after(canvas.graph, layer, selected[0],
+                                 params or get_spec(layer).initial_params())
+            if params is not None:  # the definition first, inside the same undo step
+                inner, cmd = cmd, C.macro(cmd.text())
+                self.window.blocks.ensure_definition(params["block"], cmd)
+                cmd.kids.append(inner)
             self.push(cmd)
-            new = [k.node_id for k in cmd.kids if isinstance(k, C.AddNode)]
+            new = [k.node_id for k in _all_kids(cmd) if isinstance(k, C.AddNode)]
             canvas.scene.select_nodes(new)
             return
         center = canvas.view.view_center_scene_pos()
@@ -263,3 +277,11 @@ class Editing:
         fit = (float(size.width()), float(size.height())) if size.width() > 100 else FIT
         self.push(C.AutoLayout(canvas.graph, layered_layout(canvas.graph, fit=fit)))
         canvas.view.zoom_to_fit()
+
+
+def _all_kids(command) -> list:
+    """A command's children, theirs too, in order."""
+    found = []
+    for kid in getattr(command, "kids", []):
+        found += [kid, *_all_kids(kid)]
+    return found

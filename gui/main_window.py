@@ -18,6 +18,7 @@ from engine.project import ProjectError
 from engine.shapes import ShapeInference
 from gui import dialogs, files
 from gui.actions import Actions
+from gui.blocks import BlockActions
 from gui.document import Document
 from gui.editing import Editing
 from gui.runs_panel import install_runs
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.canvases: dict[str, Canvas] = {}
         self._syncing = False
         self.editing = Editing(self)
+        self.blocks = BlockActions(self)
         self._build_central()
         self._build_docks()
         self.actions_ = Actions(self)
@@ -160,6 +162,8 @@ class MainWindow(QMainWindow):
             self._add_canvas(name)
         document.dirty_changed.connect(self._update_title)
         document.path_changed.connect(self._update_title)
+        document.blocks_changed.connect(self.blocks.refresh_palette)
+        self.blocks.refresh_palette()
         self._bind_undo(document)
         self.autosaver.set_document(document)
         self._tab_changed(self.tabs.currentIndex())
@@ -483,6 +487,15 @@ class MainWindow(QMainWindow):
 
     def auto_layout(self) -> None:
         self.editing.auto_layout()
+
+    def make_block(self) -> None:
+        self.blocks.make_block()
+
+    def expand_block(self) -> None:
+        self.blocks.expand_block()
+
+    def repeat_block(self) -> None:
+        self.blocks.repeat_block()
 
     def zoom_in(self) -> None:
         if self.current_canvas():

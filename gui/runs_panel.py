@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHB
 
 from engine import runs as runs_api
 from engine.project import ProjectError, parse_project, project_to_dict
+from gui.commands import replace_graph
 from gui.training.commands import refresh_input_shapes
 from gui.training.install import FIT_DELAY_MS, VIEWS_HEIGHT
 
@@ -661,20 +662,6 @@ def _result_lines(a: dict, b: dict) -> list[str]:
 
 
 # -- undo commands --------------------------------------------------------------------------------
-def _replace_graph(graph, source) -> None:
-    """Make ``graph`` what ``source`` is (same nodes, wires, order), through the graph's own
-    methods: the canvas and shape inference follow its events."""
-    for node_id in reversed(graph.node_ids()):
-        graph.remove_node(node_id)
-    for node in source.nodes():
-        graph.add_node(node.type, node.id, copy.deepcopy(node.params), node.pos,
-                       copy.deepcopy(node.extra))
-    for edge in source.edges():
-        graph.connect(edge.src, edge.dst, edge.src_port, edge.dst_port,
-                      extra=copy.deepcopy(source.edge_extra(edge)))
-    graph.extra = copy.deepcopy(source.extra)
-
-
 class RestoreProject(QUndoCommand):
     """Replace the document's graphs, dataset, training block and other settings with those of
     a project snapshot (a run's), in one undo step. The models must be the same by name."""
@@ -696,7 +683,7 @@ class RestoreProject(QUndoCommand):
         parsed = parse_project(copy.deepcopy(data), "the run's project")
         project = self.document.project
         for name, graph in project.models.items():
-            _replace_graph(graph, parsed.models[name])
+            replace_graph(graph, parsed.models[name])
         project.dataset = copy.deepcopy(parsed.dataset)
         project.training = copy.deepcopy(parsed.training)
         project.extra = copy.deepcopy(parsed.extra)

@@ -50,7 +50,8 @@ def test_the_wheel_holds_only_what_the_project_owns(wheel):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if "/tests/" in n]
     for folder, pattern in (("examples", "*.layerlab.json"), ("icons", "*.svg"),
-                            ("style", "*.qss"), ("lessons", "*.json")):
+                            ("style", "*.qss"), ("lessons", "*.json"),
+                            ("blocks", "*.block.json")):
         shipped = {p.name for p in (ROOT / "resources" / folder).glob(pattern)}
         assert shipped, folder
         packed = {n.rsplit("/", 1)[1] for n in names

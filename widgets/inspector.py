@@ -408,9 +408,14 @@ class InspectorWidget(QScrollArea):
         box.setSpacing(10)
         box.addWidget(self._header(spec))
         box.addWidget(self._id_row(node_id))
-        if spec.params:
+        params = spec.params
+        if node.type == "Block":  # and the parameters its block exposes
+            from engine.blocks import exposed_params
+
+            params = params + exposed_params(graph.blocks, node.params)
+        if params:
             box.addWidget(_section("Parameters"))
-            box.addWidget(self._params_form(spec.params))
+            box.addWidget(self._params_form(params))
         box.addWidget(_section("Tensors"))
         self.info_form = _form()
         self._info_values: dict[str, QLabel] = {}

@@ -61,6 +61,7 @@ class PaletteWidget(QWidget):
         self._search.setClearButtonEnabled(True)
         self._tree = _LayerTree()
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._blocks: QTreeWidgetItem | None = None
         self._setup_tree()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -103,6 +104,31 @@ class PaletteWidget(QWidget):
         return item
 
     # -- public ----------------------------------------------------------------------------
+    def set_blocks(self, entries: list[tuple[str, str, str]]) -> None:
+        """The Blocks section: (payload, label, tooltip) per block; payloads travel like
+        layer types (``Block:NAME``)."""
+        if self._blocks is None:  # second, after I/O: a block is a whole stage of a network
+            self._blocks = QTreeWidgetItem(["Blocks"])
+            self._tree.insertTopLevelItem(min(1, self._tree.topLevelItemCount()), self._blocks)
+            self._blocks.setIcon(0, category_icon("Core"))
+            self._blocks.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            font = self._blocks.font(0)
+            font.setBold(True)
+            self._blocks.setFont(0, font)
+        for i in reversed(range(self._blocks.childCount())):
+            child = self._blocks.takeChild(i)
+            self._items.pop(child.data(0, _TYPE_ROLE), None)
+        for payload, label, tip in entries:
+            item = QTreeWidgetItem(self._blocks, [label])
+            item.setData(0, _TYPE_ROLE, payload)
+            item.setIcon(0, category_icon("Core", 12))
+            item.setToolTip(0, f"<b>{label}</b> <span style='color:gray'>(block)</span><br>{tip}")
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                          | Qt.ItemFlag.ItemIsDragEnabled)
+            self._items[payload] = item
+        self._blocks.setExpanded(True)
+        self._filter(self._search.text())
+
     def search_box(self) -> QLineEdit:
         return self._search
 

@@ -23,6 +23,7 @@ import ast
 import inspect
 import json
 import re
+import textwrap
 import types
 
 from ..errors import DataError, ExportError
@@ -154,12 +155,18 @@ def _init_lines(model, graph, shapes, taken: dict) -> tuple[list[str], dict]:
     from ..layers import modules
     from ..layers.opaque import OpaqueCall, live_module
 
+    from ..layers.block import BlockCall
+
     nodes = {a: n for n, a in model.node_attrs.items()}
     lines, used = [], {}
-    for attr, _ in model.named_children():
+    for attr, child in model.named_children():
         node = graph.node(nodes[attr])
         info = shapes.info[node.id]
         call = node.spec.module(info.params, info.in_shapes)
+        if isinstance(call, BlockCall):
+            name = _block_class(call, child, {**taken, **used}, used)
+            lines.append(f"self.{attr} = {name}()")
+            continue
         live = live_module(info.params) if isinstance(call, OpaqueCall) else None
         if _is_graph_module(live):
             name = _helper_name(node.id, {**taken, **used})
@@ -170,6 +177,32 @@ def _init_lines(model, graph, shapes, taken: dict) -> tuple[list[str], dict]:
         if not isinstance(call, OpaqueCall) and not call.cls.startswith(("nn.", "pyg.")):
             used[call.cls] = inspect.getsource(getattr(modules, call.cls))
     return lines, used
+
+
+def _block_class(call, module, taken: dict, used: dict) -> str:
+    """The class written for a Block node: one per block and set of its parameters (``Residual``,
+    ``Residual2`` for another channel count), after the classes it uses itself."""
+    found = call.found
+    args = ", ".join(f"{k}={v!r}" for k, v in found.args.items())
+    inputs = " and ".join("×".join(map(str, found.shapes.info[i].out_shape or ())) or "scalar"
+                          for i in found.block.inputs)
+    marker = f"# block {found.block.name!r}" + (f" ({args})" if args else "") + \
+        f", input {inputs}\n"
+    for name, text in used.items():
+        if text.startswith(marker):
+            return name
+    base, i = _class_name(found.block.name), 1
+    name = base
+    while name in taken or name in used:
+        i += 1
+        name = f"{base}{i}"
+    init, inner_used = _init_lines(module, found.graph, found.shapes, {**taken, **used})
+    used.update(inner_used)
+    forward, _ = _forward_code(module)
+    doc = f"Block {found.block.name!r} of the Layerlab project" + \
+        (f": {found.block.description}" if found.block.description else ".")
+    used[name] = marker + _class_text(name, "", "", init, forward, doc=doc)
+    return name
 
 
 def _code(call, node_id: str) -> str:
@@ -277,10 +310,12 @@ def _global_names(tree) -> set[str]:
     return {n for n in loaded - assigned - args if not hasattr(builtins, n)}
 
 
-def _class_text(cls: str, project: str, model: str, init: list[str], forward: str) -> str:
+def _class_text(cls: str, project: str, model: str, init: list[str], forward: str,
+                doc: str | None = None) -> str:
+    doc = safe_text(doc) if doc is not None else \
+        f"Model {safe_text(model)!r} of the Layerlab project {safe_text(project)!r}."
     lines = [f"class {cls}(nn.Module):",
-             f'    """Model {safe_text(model)!r} of the Layerlab project '
-             f'{safe_text(project)!r}."""',
+             '    """' + "\n    ".join(textwrap.wrap(doc, 88)) + '"""',
              "",
              "    def __init__(self):", "        super().__init__()"]
     lines += [wrap(line, 8) for line in init]

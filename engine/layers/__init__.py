@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..errors import UnknownLayerError
-from . import activations, attention, conv, core, frames, graph, merge, opaque, recurrent
+from . import (activations, attention, block, conv, core, frames, graph, merge, opaque,
+               recurrent)
 from .spec import REQUIRED, InPort, LayerSpec, ModuleCall, Param, ShapeError, Stats, fmt_shape
 
 CATEGORIES = ("I/O", "Core", "Activations", "Convolution", "Pooling", "Normalization",
@@ -10,7 +11,8 @@ CATEGORIES = ("I/O", "Core", "Activations", "Convolution", "Pooling", "Normaliza
 
 CATALOG: dict[str, LayerSpec] = {
     spec.type: spec
-    for module in (core, activations, conv, recurrent, frames, attention, merge, graph, opaque)
+    for module in (core, activations, conv, recurrent, frames, attention, merge, graph, opaque,
+                   block)
     for spec in module.SPECS
 }
 

@@ -248,9 +248,9 @@ class LayerSpec:
         Raises :class:`ShapeError` with a sentence naming the parameter at fault.
         """
         for name in given:
-            if name not in self.param_names:
+            if name not in self.param_names and not self.extra.get("open_params"):
                 raise ShapeError(self._unknown_param(name))
-        out = {}
+        out = {k: v for k, v in given.items() if k not in self.param_names}  # open_params
         for p in self.params:
             if p.name not in given:
                 if p.required:

@@ -28,6 +28,8 @@ SEQ, IMG, SIG = (5, 6), (4, 9, 9), (4, 11)
 PAIRED = {"PerFrame", "MergeFrames"}
 # Graph layers need a graph's fields (node features, edge_index): tested in test_gnn.py.
 GRAPH = {t for t, s in CATALOG.items() if "graph" in s.extra}
+# A Block runs one of a project's block definitions: tested in test_blocks.py.
+BLOCK = {"Block"}
 
 # (type, params, {input port: [per-sample shapes]})
 CASES = [
@@ -160,7 +162,7 @@ def test_categories_cover_every_spec():
 
 
 def test_every_type_with_a_module_or_emit_has_a_case():
-    covered = {c[0] for c in CASES} | PAIRED | GRAPH
+    covered = {c[0] for c in CASES} | PAIRED | GRAPH | BLOCK
     missing = [t for t, s in CATALOG.items()
                if (s.module is not None or s.emit is not None) and t not in covered]
     assert not missing
@@ -218,12 +220,12 @@ def test_required_parameters_are_those_torch_has_no_default_for():
     names = {n for _, n in required}
     assert names <= {"out_features", "out_channels", "kernel_size", "hidden_size",
                      "num_embeddings", "embedding_dim", "num_heads", "nhead", "shape",
-                     "output_size"}
+                     "output_size", "block"}  # block: which of the project's blocks
     assert ("Linear", "out_features") in required and ("Conv2d", "kernel_size") in required
 
 
 @pytest.mark.parametrize("type_", sorted(t for t, s in CATALOG.items()
-                                         if s.module and t not in PAIRED | GRAPH | {"Opaque"}))
+                                         if s.module and t not in PAIRED | GRAPH | BLOCK | {"Opaque"}))
 def test_parameter_names_are_torch_names(type_):
     """Every parameter of a spec built from a torch.nn class reaches it under its own name."""
     spec = CATALOG[type_]
@@ -249,7 +251,7 @@ WEIRD = [10**400, -10**400, 1e308, -1e308, -1, 0, 1.5, 2**63, "x", "", [], [1, 2
 
 
 @pytest.mark.parametrize("type_", sorted(t for t, s in CATALOG.items()
-                                         if s.params and t not in GRAPH))
+                                         if s.params and t not in GRAPH | BLOCK))
 def test_any_json_parameter_value_gets_a_sentence_not_a_crash(type_):
     case = ("Linear", {"out_features": 3}, {"in": [(4,)]}) if type_ == "Input" else \
         next(c for c in CASES if c[0] == type_)

@@ -34,8 +34,10 @@ def test_lists_every_catalog_layer_grouped_by_category(palette):
 
 
 def test_the_importers_opaque_layer_is_not_offered(palette, qtbot):
-    assert not CATALOG["Opaque"].in_palette and len(ADDABLE) == len(CATALOG) - 1
-    assert "Opaque" not in palette.visible_layers()
+    # Block nodes come from the palette's Blocks section (one entry per block), not as a type
+    assert not CATALOG["Opaque"].in_palette and not CATALOG["Block"].in_palette
+    assert len(ADDABLE) == len(CATALOG) - 2
+    assert "Opaque" not in palette.visible_layers() and "Block" not in palette.visible_layers()
     QTest.keyClicks(palette.search_box(), "opaque")
     assert palette.visible_layers() == []
     with qtbot.assertNotEmitted(palette.layer_activated):

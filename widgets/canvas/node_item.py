@@ -59,6 +59,7 @@ class NodeItem(QGraphicsItem):
         super().__init__()
         self.node_id = node.id
         self.type_name = node.type
+        self.title = node.type  # a Block node shows its block's name
         self.spec = node.spec
         self.category = self.spec.category
         self.paints = paints
@@ -92,9 +93,16 @@ class NodeItem(QGraphicsItem):
         is "error" (red) or "warning" (amber, e.g. a node not wired up yet)."""
         shown = (info.params if info and info.params is not None else node.params) or {}
         stats = info.stats if info else None
+        if self.type_name == "Block":  # the block's name as title, its settings below
+            self.title = f"▣ {node.params.get('block', 'Block')}"
+            params_text = " · ".join(format_param(k, v) for k, v in node.params.items()
+                                     if k != "block")
+        else:
+            params_text = format_key_params(self.spec, shown)
         texts = {
             "id": node.id,
-            "params": format_key_params(self.spec, shown),
+            "title": self.title,
+            "params": params_text,
             "shape": self._shape_text(info),
             "count": f"{format_count(stats.params)} params" if stats and stats.params else "",
             "port_shapes": {name: format_shape(shape)
@@ -118,7 +126,8 @@ class NodeItem(QGraphicsItem):
         return "→ " + format_shape(info.out_shape) if info.out_shape is not None else ""
 
     def _tooltip(self, info) -> str:
-        head = f"{self.node_id} — {self.type_name}"
+        head = f"{self.node_id} — {self.type_name}" + (
+            f" {self.title[2:]}" if self.type_name == "Block" else "")
         lines = [f"⚠ {self.error}", "", head] if self.error else [head]
         lines.append(self.spec.doc)
         if info:
@@ -235,8 +244,8 @@ class NodeItem(QGraphicsItem):
         p, t = self.paints, self._texts
         w = NODE_WIDTH - 2 * PAD
         header_color = p.header_text.get(self.category, p.white)
-        title = p.fit_font(p.title_fonts, self.type_name, w)
-        ops = [self._op(title, header_color, QRectF(PAD, 0, w, HEADER), self.type_name, _LEFT)]
+        title = p.fit_font(p.title_fonts, self.title, w)
+        ops = [self._op(title, header_color, QRectF(PAD, 0, w, HEADER), self.title, _LEFT)]
         row = QRectF(PAD, HEADER + PAD - 2, w, LINE)
         ops.append(self._op(p.id_font, p.text, row, t["id"], _LEFT))
         if t["params"]:
@@ -287,11 +296,11 @@ class NodeItem(QGraphicsItem):
 
     def _layout_overview(self, p: Paints, color, w: float) -> list:
         """The same card with fewer, larger letters, for a zoomed-out view: type, id, shape."""
-        title = p.fit_font(p.big_title_fonts, self.type_name, w)
+        title = p.fit_font(p.big_title_fonts, self.title, w)
         shape = self._texts["shape"]
         body = self.height - HEADER
         top = HEADER + (body - 38) / 2
-        return [self._op(title, color, QRectF(PAD, 0, w, HEADER), self.type_name, _LEFT),
+        return [self._op(title, color, QRectF(PAD, 0, w, HEADER), self.title, _LEFT),
                 self._op(p.big_id_font, p.text, QRectF(PAD, top, w, 20), self._texts["id"],
                          _LEFT),
                 self._op(p.big_detail_font, p.text, QRectF(PAD, top + 20, w, 18), shape, _LEFT)]

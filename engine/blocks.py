@@ -1,0 +1,435 @@
+"""Composite blocks: a named sub-graph defined once in a project and used by any number of nodes.
+
+A project's ``"blocks"`` object maps a name to a definition::
+
+    "blocks": {"residual": {
+        "description": "two 3×3 convolutions and a skip",
+        "params": {"channels": 16},
+        "nodes": [{"id": "x", "type": "Input"}, ...,
+                  {"id": "conv1", "type": "Conv2d", "params": {"out_channels": "$channels"}},
+                  ..., {"id": "y", "type": "Output"}],
+        "edges": [...],
+        "ports": {"in": ["x"], "out": ["y"]}}}
+
+The definition is an ordinary graph: its ``Input`` nodes are the block's inputs (in the order of
+``ports.in``), its one ``Output`` node is its result. ``params`` are the parameters a ``Block``
+node exposes, with their defaults; a node parameter written ``"$channels"`` takes the instance's
+value. A node of type ``Block`` with ``{"block": "residual", "channels": 32}`` runs the
+definition: its inputs are fed, in wire order, to the block's inputs; shapes, parameter counts
+and errors come out of the definition's own inference (an error inside names the block and the
+inner node); the compiler builds one submodule per instance (``model.b1.conv1``), and the Python
+export writes each block as its own ``nn.Module`` class. Blocks may use other blocks; a block
+that contains itself is refused.
+
+:func:`make_block` turns a selection of nodes into a block and one Block node in its place;
+:func:`expand_block` puts a Block node's layers back in place. Both are plain graph edits, so an
+undo command can replay or reverse them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .graph import Graph
+from .layers import ShapeError
+
+BLOCKS_DIR = Path(__file__).resolve().parent.parent / "resources" / "blocks"
+_REF = "$"
+
+
+class BlockError(ShapeError):
+    """A block definition or a Block node that cannot be used; the message names it."""
+
+
+@dataclass
+class BlockDef:
+    """One block definition: its graph, the parameters it exposes, a description."""
+
+    name: str
+    graph: Graph
+    params: dict = field(default_factory=dict)
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list[str]:
+        order = self.extra.get("ports", {}).get("in")
+        ids = [n.id for n in self.graph.nodes_of_type("Input")]
+        return [i for i in order if i in ids] + [i for i in ids if i not in order] \
+            if isinstance(order, list) else ids
+
+    @property
+    def outputs(self) -> list[str]:
+        return [n.id for n in self.graph.nodes_of_type("Output")]
+
+    def fingerprint(self) -> str:
+        """Text that changes whenever the definition does (keys the inference cache)."""
+        return json.dumps(block_to_dict(self), sort_keys=True, default=str)
+
+    def instance(self, args: dict, in_shapes: list) -> Graph:
+        """A copy of the definition with ``$name`` values replaced by ``args`` and each Input's
+        shape set from ``in_shapes``."""
+        g = Graph(self.name)
+        g.blocks = self.graph.blocks
+        for node in self.graph.nodes():
+            params = {k: _substitute(v, args, self.name, node.id, k)
+                      for k, v in node.params.items()}
+            if node.type == "Input":
+                params["shape"] = list(in_shapes[self.inputs.index(node.id)])
+            g.add_node(node.type, node.id, params, node.pos)
+        for edge in self.graph.edges():
+            g.connect(edge.src, edge.dst, edge.src_port, edge.dst_port)
+        return g
+
+
+def _substitute(value, args: dict, block: str, node_id: str, key: str):
+    if isinstance(value, str) and value.startswith(_REF) and len(value) > 1:
+        name = value[1:]
+        if name not in args:
+            raise BlockError(f"inside block {block}: {node_id}.{key} refers to {value}, which "
+                             f"the block does not define (it defines "
+                             f"{', '.join(args) or 'no parameters'})")
+        return args[name]
+    if isinstance(value, list):
+        return [_substitute(v, args, block, node_id, key) for v in value]
+    return value
+
+
+# -- the project file ---------------------------------------------------------------------------
+def parse_blocks(data, problems: list, library: dict) -> dict[str, BlockDef]:
+    """``blocks`` of a project file into ``library`` (shared by every graph that uses it)."""
+    from .project import _parse_model
+
+    if data is None:
+        return library
+    if not isinstance(data, dict):
+        problems.append(("blocks", "must be an object mapping block names to definitions"))
+        return library
+    for name, entry in data.items():
+        where = f"blocks.{name}"
+        if not isinstance(entry, dict):
+            problems.append((where, "must be an object with nodes and edges"))
+            continue
+        graph = _parse_model(name, {"nodes": entry.get("nodes", []),
+                                    "edges": entry.get("edges", [])}, problems, where)
+        if graph is None:
+            continue
+        graph.blocks = library
+        params = entry.get("params", {})
+        if not isinstance(params, dict):
+            problems.append((f"{where}.params", "must be an object of parameter defaults"))
+            params = {}
+        extra = {k: v for k, v in entry.items()
+                 if k not in ("nodes", "edges", "params", "description")}
+        block = BlockDef(name, graph, dict(params), str(entry.get("description", "")), extra)
+        problem = definition_problem(block)
+        if problem:
+            problems.append((where, problem))
+            continue
+        library[name] = block
+    return library
+
+
+def definition_problem(block: BlockDef) -> str | None:
+    """Why a definition cannot be a block (no input, not exactly one output), or None."""
+    if not block.inputs:
+        return "a block needs at least one Input node (its input port)"
+    if len(block.outputs) != 1:
+        return f"a block needs exactly one Output node; it has {len(block.outputs)}"
+    return None
+
+
+def block_to_dict(block: BlockDef) -> dict:
+    from .project import graph_to_dict
+
+    d = {}
+    if block.description:
+        d["description"] = block.description
+    if block.params:
+        d["params"] = block.params
+    d.update(graph_to_dict(block.graph))
+    d.update({k: v for k, v in block.extra.items() if k != "ports"})
+    d["ports"] = {"in": block.inputs, "out": block.outputs}
+    return d
+
+
+def blocks_to_dict(library: dict) -> dict:
+    return {name: block_to_dict(block) for name, block in library.items()}
+
+
+# -- bundled blocks -----------------------------------------------------------------------------
+def bundled_blocks() -> dict[str, BlockDef]:
+    """The blocks that ship with Layerlab (``resources/blocks/*.block.json``)."""
+    library: dict[str, BlockDef] = {}
+    for path in sorted(BLOCKS_DIR.glob("*.block.json")):
+        problems: list = []
+        data = json.loads(path.read_text("utf-8"))
+        parse_blocks({data["name"]: data["block"]}, problems, library)
+        if problems:
+            raise BlockError(f"{path.name}: {problems[0][0]}: {problems[0][1]}")
+    for block in library.values():
+        block.graph.blocks = library
+    return library
+
+
+def add_bundled(library: dict, name: str) -> BlockDef:
+    """Copy a bundled block (and the bundled blocks it uses) into a project's ``library``."""
+    bundled = bundled_blocks()
+    if name not in bundled:
+        raise BlockError(f"there is no bundled block named '{name}' (there are "
+                         f"{', '.join(sorted(bundled))})")
+    for needed in [name, *sorted(used_blocks(bundled[name], bundled))]:
+        if needed not in library:
+            copied = copy_block(bundled[needed])
+            copied.graph.blocks = library
+            library[needed] = copied
+    return library[name]
+
+
+def copy_block(block: BlockDef, name: str | None = None) -> BlockDef:
+    from .project import _parse_model
+
+    problems: list = []
+    graph = _parse_model(name or block.name, copy.deepcopy(
+        {k: v for k, v in block_to_dict(block).items() if k in ("nodes", "edges")}),
+        problems, "block")
+    graph.blocks = block.graph.blocks
+    return BlockDef(name or block.name, graph, copy.deepcopy(block.params), block.description,
+                    copy.deepcopy(block.extra))
+
+
+def used_blocks(block: BlockDef, library: dict, seen: set | None = None) -> set[str]:
+    """Names of the blocks ``block`` uses, directly or inside them."""
+    seen = set() if seen is None else seen
+    for node in block.graph.nodes_of_type("Block"):
+        name = node.params.get("block")
+        if name not in seen and name in library:
+            seen.add(name)
+            used_blocks(library[name], library, seen)
+    return seen
+
+
+# -- inference ----------------------------------------------------------------------------------
+@dataclass
+class Inner:
+    """A Block node's definition instantiated for its arguments and input shapes."""
+
+    block: BlockDef
+    graph: Graph
+    shapes: object  # ShapeInference
+    out_shape: tuple
+    args: dict
+
+
+_ACTIVE: list[str] = []  # the blocks being inferred, outermost first (finds a block in itself)
+_CACHE: dict[tuple, Inner] = {}
+
+
+def instance_args(block: BlockDef, params: dict) -> dict:
+    """The block's parameters for one Block node: its defaults, overridden by the node."""
+    given = {k: v for k, v in params.items() if k not in ("block", "_library")}
+    unknown = [k for k in given if k not in block.params]
+    if unknown:
+        has = ", ".join(block.params) or "no parameters"
+        raise BlockError(f"block {block.name} has no parameter '{unknown[0]}' (it has {has})")
+    return {**block.params, **{k: v for k, v in given.items() if v is not None}}
+
+
+def inner(params: dict, ins: dict) -> Inner:
+    """Instantiate and infer a Block node's definition; BlockError naming what is wrong."""
+    from .shapes import infer_shapes
+
+    library = params.get("_library") or {}
+    name = params["block"]
+    block = library.get(name)
+    if block is None:
+        known = f"; the project defines {', '.join(sorted(library))}" if library else \
+            "; the project defines no blocks"
+        raise BlockError(f"there is no block named '{name}'{known}")
+    if name in _ACTIVE:
+        raise BlockError(f"block {name} contains itself ({' → '.join(_ACTIVE + [name])})")
+    args = instance_args(block, params)
+    shapes_in = [tuple(s) for s in ins.get("in", [])]
+    if len(shapes_in) != len(block.inputs):
+        raise BlockError(f"block {name} takes {len(block.inputs)} input(s) "
+                         f"({', '.join(block.inputs)}); {len(shapes_in)} connected")
+    key = (id(library), block.fingerprint(), json.dumps(args, sort_keys=True, default=str),
+           tuple(shapes_in))
+    if key in _CACHE:
+        return _CACHE[key]
+    _ACTIVE.append(name)
+    try:
+        graph = block.instance(args, shapes_in)
+        shapes = infer_shapes(graph)
+    finally:
+        _ACTIVE.pop()
+    errors = shapes.errors()
+    if errors:
+        node, message = next(iter(errors.items()))
+        raise BlockError(f"inside block {name}: {node}: {message}")
+    out = shapes.info[block.outputs[0]].out_shape
+    if out is None:
+        raise BlockError(f"inside block {name}: nothing reaches its Output")
+    if len(_CACHE) > 512:
+        _CACHE.clear()
+    _CACHE[key] = Inner(block, graph, shapes, tuple(out), args)
+    return _CACHE[key]
+
+
+# -- editing ------------------------------------------------------------------------------------
+def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockDef, str]:
+    """Turn ``node_ids`` of ``graph`` into the block ``name`` and one Block node in their place.
+
+    Every wire coming into the selection becomes an Input of the block (one per distinct source
+    port), the one source port the rest of the graph reads becomes its Output. Returns the new
+    definition and the Block node's id. BlockError (and no change) when the selection cannot be
+    a block.
+    """
+    chosen = [n for n in graph.node_ids() if n in set(node_ids)]
+    if not chosen:
+        raise BlockError("select the layers that make up the block first")
+    if name in library:
+        raise BlockError(f"there is already a block named '{name}'")
+    if not name.isidentifier():
+        raise BlockError(f"'{name}' cannot be a block name: use letters, digits and _")
+    for node_id in chosen:
+        if graph.node(node_id).type in ("Input", "Output"):
+            raise BlockError(f"{node_id}: an {graph.node(node_id).type} node cannot go into a "
+                             "block; select only the layers between them")
+    inside = set(chosen)
+    incoming = [e for e in graph.edges() if e.dst in inside and e.src not in inside]
+    outgoing = [e for e in graph.edges() if e.src in inside and e.dst not in inside]
+    sources = list(dict.fromkeys((e.src, e.src_port) for e in incoming))
+    results = list(dict.fromkeys((e.src, e.src_port) for e in outgoing))
+    if not sources:
+        raise BlockError("nothing flows into the selection; a block needs an input")
+    if len(results) != 1:
+        what = ", ".join(f"{s}.{p}" if p != "out" else s for s, p in results) or "nothing"
+        raise BlockError(f"the rest of the model must read exactly one result of the selection; "
+                         f"it reads {what}")
+    body = Graph(name)
+    body.blocks = library
+    xs = [n.pos[0] for n in map(graph.node, chosen) if n.pos]
+    ys = [n.pos[1] for n in map(graph.node, chosen) if n.pos]
+    left, top = (min(xs), min(ys)) if xs else (0.0, 0.0)
+    input_ids = {}
+    for i, source in enumerate(sources):
+        input_ids[source] = "x" if len(sources) == 1 else f"x{i + 1}"
+        body.add_node("Input", input_ids[source], None, (left - 200.0, top + 165.0 * i))
+    for node_id in chosen:
+        node = graph.node(node_id)
+        body.add_node(node.type, node.id, copy.deepcopy(node.params), node.pos)
+    for e in graph.edges():
+        if e.src in inside and e.dst in inside:
+            body.connect(e.src, e.dst, e.src_port, e.dst_port)
+    for e in incoming:
+        body.connect(input_ids[(e.src, e.src_port)], e.dst, "out", e.dst_port)
+    result_node, result_port = results[0]
+    out_pos = graph.node(result_node).pos
+    body.add_node("Output", "y", None, (out_pos[0] + 200.0, out_pos[1]) if out_pos else None)
+    body.connect(result_node, "y", result_port, "in")
+    block = BlockDef(name, body, extra={"ports": {"in": list(input_ids.values()),
+                                                  "out": ["y"]}})
+    # the Block node replaces the selection
+    first = graph.node(chosen[0])
+    block_id = graph.new_id("Block")
+    for node_id in chosen:
+        graph.remove_node(node_id)
+    library[name] = block
+    graph.add_node("Block", block_id, {"block": name}, first.pos)
+    for source in sources:
+        graph.connect(source[0], block_id, source[1], "in")
+    for e in outgoing:
+        graph.connect(block_id, e.dst, "out", e.dst_port)
+    return block, block_id
+
+
+def expand_block(graph: Graph, node_id: str) -> list[str]:
+    """Put the layers of Block node ``node_id`` back in its place (its parameters filled in);
+    returns the new node ids. The definition stays in the project."""
+    node = graph.node(node_id)
+    if node.type != "Block":
+        raise BlockError(f"{node_id} is a {node.type}, not a Block")
+    library = graph.blocks
+    block = library.get(node.params.get("block"))
+    if block is None:
+        raise BlockError(f"{node_id}: there is no block named '{node.params.get('block')}'")
+    args = instance_args(block, node.params)
+    incoming = list(graph.in_edges(node_id))
+    outgoing = list(graph.out_edges(node_id))
+    base = node.pos or (0.0, 0.0)
+    positions = [n.pos for n in block.graph.nodes() if n.pos]
+    left = min((p[0] for p in positions), default=0.0)
+    top = min((p[1] for p in positions), default=0.0)
+    mapping: dict[str, str] = {}
+    graph.remove_node(node_id)
+    for inner_node in block.graph.nodes():
+        if inner_node.type in ("Input", "Output"):
+            continue
+        new_id = f"{node_id}_{inner_node.id}"
+        while new_id in graph:
+            new_id += "_"
+        params = {k: _substitute(v, args, block.name, inner_node.id, k)
+                  for k, v in inner_node.params.items()}
+        pos = (base[0] + inner_node.pos[0] - left, base[1] + inner_node.pos[1] - top) \
+            if inner_node.pos else None
+        mapping[inner_node.id] = graph.add_node(inner_node.type, new_id, params, pos).id
+    for e in block.graph.edges():
+        if e.src in mapping and e.dst in mapping:
+            graph.connect(mapping[e.src], mapping[e.dst], e.src_port, e.dst_port)
+    feeds = dict(zip(block.inputs, [(e.src, e.src_port) for e in incoming]))
+    for e in block.graph.edges():
+        if e.src in feeds and e.dst in mapping:
+            graph.connect(feeds[e.src][0], mapping[e.dst], feeds[e.src][1], e.dst_port)
+    result = next(e for e in block.graph.edges() if e.dst == block.outputs[0])
+    for e in outgoing:
+        if result.src in feeds:
+            graph.connect(feeds[result.src][0], e.dst, feeds[result.src][1], e.dst_port)
+        else:
+            graph.connect(mapping[result.src], e.dst, result.src_port, e.dst_port)
+    return list(mapping.values())
+
+
+def repeat_block(graph: Graph, node_id: str, times: int) -> list[str]:
+    """Stack Block node ``node_id`` ``times`` times in a chain (it must have one input and feed
+    its own kind of input); returns the ids of the added copies."""
+    node = graph.node(node_id)
+    if node.type != "Block":
+        raise BlockError(f"{node_id} is a {node.type}, not a Block")
+    if times < 2:
+        raise BlockError("repeat needs at least 2")
+    if len(graph.in_edges(node_id)) != 1:
+        raise BlockError(f"{node_id}: only a block with one input can be repeated")
+    outgoing = list(graph.out_edges(node_id))
+    for e in outgoing:
+        graph.disconnect(e)
+    added, last = [], node_id
+    x, y = node.pos or (0.0, 0.0)
+    for i in range(1, times):
+        new = graph.add_node("Block", graph.new_id("Block"), copy.deepcopy(node.params),
+                             (x + 200.0 * i, y)).id
+        graph.connect(last, new)
+        added.append(new)
+        last = new
+    for e in outgoing:
+        graph.connect(last, e.dst, "out", e.dst_port)
+    return added
+
+
+def exposed_params(library: dict, params: dict) -> tuple:
+    """The :class:`~engine.layers.spec.Param` of each parameter a Block node's block exposes
+    (kind from its default), for the inspector."""
+    from .layers.spec import BOOL, FLOAT, INT, STR, Param
+
+    block = library.get(params.get("block"))
+    if block is None:
+        return ()
+    found = []
+    for name, default in block.params.items():
+        kind = BOOL if isinstance(default, bool) else INT if isinstance(default, int) else \
+            FLOAT if isinstance(default, float) else STR
+        found.append(Param(name, kind, default, f"Exposed by block {block.name}: the value of "
+                           f"${name} inside it (default {default!r}).", optional=True))
+    return tuple(found)

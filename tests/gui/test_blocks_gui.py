@@ -1,0 +1,162 @@
+"""Blocks in the window, driven like a person would: Ctrl+click layers, Ctrl+B and a name, the
+Block node in their place with its totals; undo and redo; Expand; a bundled block dragged in
+from the palette's Blocks section; the inspector edits the block's exposed parameter."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit
+
+from engine.project import graph_to_dict, parse_project
+from gui.document import Document
+from gui.main_window import MainWindow
+from gui.settings import Settings
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture(autouse=True)
+def isolated(gui_isolated):
+    yield
+    assert gui_isolated == []  # no message box
+
+
+def open_window(qtbot, document: Document) -> MainWindow:
+    window = MainWindow(Settings(), theme="light")
+    qtbot.addWidget(window, before_close_func=lambda w: setattr(w, "interactive", False))
+    window.set_document(document)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()  # window shortcuts (Ctrl+B...) only reach the active window
+    qtbot.waitUntil(window.isActiveWindow)
+    window.zoom_to_fit()
+    return window
+
+
+def model(window) -> dict:
+    d = copy.deepcopy(graph_to_dict(window.current_canvas().graph))
+    d["nodes"].sort(key=lambda n: n["id"])
+    return d
+
+
+def drop_layer(window, payload: str, at: QPoint) -> None:
+    """A real drop: the palette's own drag data delivered to the canvas viewport."""
+    mime = window.palette.mime_data(payload)
+    viewport = window.current_canvas().view.viewport()
+    action, none = Qt.DropAction.CopyAction, Qt.KeyboardModifier.NoModifier
+    for cls in (QDragEnterEvent, QDragMoveEvent):
+        event = cls(at, action, mime, LEFT, none)
+        QApplication.sendEvent(viewport, event)
+        assert event.isAccepted()
+    QApplication.sendEvent(viewport, QDropEvent(QPointF(at), action, mime, LEFT, none))
+
+
+def residual_project() -> Document:
+    conv = {"out_channels": 8, "kernel_size": 3, "padding": 1}
+    data = {"format": "layerlab-project", "version": 1, "name": "res", "models": {"model": {
+        "nodes": [{"id": "x", "type": "Input", "params": {"shape": [8, 6, 6]}, "pos": [0, 0]},
+                  {"id": "conv1", "type": "Conv2d", "params": conv, "pos": [200, 0]},
+                  {"id": "relu1", "type": "ReLU", "pos": [400, 0]},
+                  {"id": "conv2", "type": "Conv2d", "params": conv, "pos": [600, 0]},
+                  {"id": "add", "type": "Add", "pos": [800, 0]},
+                  {"id": "flat", "type": "Flatten", "pos": [1000, 0]},
+                  {"id": "y", "type": "Output", "pos": [1200, 0]}],
+        "edges": [{"from": "x", "to": "conv1"}, {"from": "conv1", "to": "relu1"},
+                  {"from": "relu1", "to": "conv2"}, {"from": "conv2", "to": "add"},
+                  {"from": "x", "to": "add"}, {"from": "add", "to": "flat"},
+                  {"from": "flat", "to": "y"}]}}}
+    return Document(parse_project(data))
+
+
+def click_node(qtbot, canvas, node_id: str, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    item = canvas.scene.node_item(node_id)
+    at = canvas.view.mapFromScene(item.sceneBoundingRect().center())
+    qtbot.mouseClick(canvas.view.viewport(), LEFT, modifier, at)
+
+
+def answer_dialog(qtbot, text: str) -> None:
+    """Type into the open name dialog and press Enter."""
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), QInputDialog))
+    dialog = QApplication.activeModalWidget()
+    line = dialog.findChild(QLineEdit)
+    line.selectAll()
+    qtbot.keyClicks(line, text)
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+
+
+def test_make_block_with_ctrl_b_then_undo_redo_and_expand(qtbot):
+    window = open_window(qtbot, residual_project())
+    canvas = window.current_canvas()
+    window.zoom_to_fit()
+    before = model(window)
+    click_node(qtbot, canvas, "conv1")
+    for node_id in ("relu1", "conv2", "add"):
+        click_node(qtbot, canvas, node_id, CTRL)
+    assert sorted(canvas.scene.selected_node_ids()) == ["add", "conv1", "conv2", "relu1"]
+    qtbot.keyClick(canvas.view, Qt.Key.Key_B, CTRL)
+    answer_dialog(qtbot, "residual")
+    graph = canvas.graph
+    assert sorted(n.type for n in graph.nodes()) == ["Block", "Flatten", "Input", "Output"]
+    block_id = next(n.id for n in graph.nodes_of_type("Block"))
+    assert "residual" in window.document.project.blocks
+    info = canvas.shapes.info[block_id]
+    assert info.out_shape == (8, 6, 6) and info.stats.params == 2 * (8 * 8 * 9 + 8)
+    item = canvas.scene.node_item(block_id)
+    assert item.title == "▣ residual" and "1.2k params" in item._texts["count"]
+    assert canvas.scene.selected_node_ids() == [block_id]
+    after = model(window)
+    window.undo()
+    assert model(window) == before and not window.document.project.blocks
+    window.redo()
+    assert model(window) == after and "residual" in window.document.project.blocks
+    # the palette lists the new block first among the blocks
+    assert window.palette.visible_layers().index("Block:residual") < \
+        window.palette.visible_layers().index("Block:residual_basic")
+    # expand puts the layers back (ids prefixed with the block node's)
+    canvas.scene.select_nodes([block_id])
+    qtbot.keyClick(canvas.view, Qt.Key.Key_B, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    types = sorted(n.type for n in graph.nodes())
+    assert types == sorted(["Input", "Conv2d", "ReLU", "Conv2d", "Add", "Flatten", "Output"])
+    assert canvas.shapes.info["flat"].out_shape == (288,)
+    window.undo()
+    assert model(window) == after
+
+
+def test_a_refused_selection_says_why_and_changes_nothing(qtbot):
+    window = open_window(qtbot, residual_project())
+    canvas = window.current_canvas()
+    before = model(window)
+    click_node(qtbot, canvas, "x")
+    click_node(qtbot, canvas, "conv1", CTRL)
+    qtbot.keyClick(canvas.view, Qt.Key.Key_B, CTRL)
+    answer_dialog(qtbot, "stem")
+    assert "x: an Input node cannot go into a block" in window.statusBar().currentMessage()
+    assert model(window) == before and window.document.undo_stack.count() == 0
+
+
+def test_a_bundled_block_dropped_from_the_palette_and_its_parameter_edited(qtbot):
+    window = open_window(qtbot, residual_project())
+    canvas = window.current_canvas()
+    before = model(window)
+    assert "Block:residual_basic" in window.palette.visible_layers()
+    drop_layer(window, "Block:residual_basic", QPoint(300, 300))
+    graph = canvas.graph
+    node = next(n for n in graph.nodes_of_type("Block"))
+    assert node.params == {"block": "residual_basic"}
+    assert "residual_basic" in window.document.project.blocks
+    # the inspector shows the block's exposed parameter; 8 channels makes it fit after x
+    editor = window.inspector.editors["channels"]
+    spin = editor.editor
+    assert spin.value() == 16
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin, "8")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert graph.node(node.id).params["channels"] == 8
+    window.undo()
+    window.undo()
+    assert model(window) == before and "residual_basic" not in window.document.project.blocks
