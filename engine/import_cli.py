@@ -23,6 +23,8 @@ def add_parser(sub, command: str) -> None:
     p.add_argument("--weights", help="a state_dict of the model (.pt or .safetensors)")
     p.add_argument("--weights-out", help="where the mapped weights go (default: beside the "
                    "project, NAME.weights.pt)")
+    p.add_argument("--flat", action="store_true", help="keep every layer on the top level "
+                   "(by default, submodules holding several layers become nested blocks)")
 
 
 def run(args) -> int:
@@ -34,7 +36,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"--input-shape: {exc}", file=sys.stderr)
         return 2
-    project, state = import_module(args.source, shapes, args.weights)
+    project, state = import_module(args.source, shapes, args.weights, blocks=not args.flat)
     out = Path(args.out)
     weights_out = Path(args.weights_out) if args.weights_out else _weights_path(out)
     atomic_write(weights_out, _torch_bytes({"model": state}))
@@ -43,8 +45,10 @@ def run(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     _warn_reopen(project)
     graph = project.models["model"]
-    opaque = len(graph.nodes_of_type("Opaque"))
-    print(f"imported {project.name}: {len(graph)} nodes ({opaque} Opaque) -> {out}; "
+    opaque = len(graph.nodes_of_type("Opaque")) + sum(
+        len(b.graph.nodes_of_type("Opaque")) for b in project.blocks.values())
+    blocks = f", {len(project.blocks)} block definitions" if project.blocks else ""
+    print(f"imported {project.name}: {len(graph)} nodes{blocks} ({opaque} Opaque) -> {out}; "
           f"weights -> {weights_out}")
     return 0
 

@@ -62,6 +62,8 @@ SPECS = [
                "Show the whole network"),
     ActionSpec("dark", "&Dark Theme", "toggle_dark", ("Ctrl+Shift+T",), "theme",
                "Switch between the light and the dark theme", checkable=True),
+    ActionSpec("find_node", "&Find Node…", "find_node", (SK.Find, "Ctrl+F"), None,
+               "Find a layer by id, type, block or output shape and go to it"),
     ActionSpec("make_block", "Make &Block…", "make_block", ("Ctrl+B",), None,
                "Turn the selected layers into a named block, used by a Block node in their "
                "place (undoable)"),
@@ -84,7 +86,7 @@ MENUS = {
               "import_model",
               "export", "-", "quit"],
     "&Edit": ["undo", "redo", "-", "cut", "copy", "paste", "duplicate", "delete", "-",
-              "select_all", "-", "make_block", "expand_block", "repeat_block"],
+              "select_all", "find_node", "-", "make_block", "expand_block", "repeat_block"],
     "&View": ["zoom_in", "zoom_out", "zoom_fit", "-", "dark", "-", "@panels"],
     "&Arrange": ["auto_layout"],
     "&Training": ["sweep"],

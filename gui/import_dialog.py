@@ -110,7 +110,8 @@ def trace_model(source: str, shape, weights: str | None) -> ImportedModel:
                           f"{shape} ({type(exc).__name__}: {' '.join(lines)[:400]}); check "
                           "the shape and the weights") from None
     notes = project.extra.get("imported_from", {}).get("notes", [])
-    info = [n for n in notes if n.startswith("checked:")]  # the importer's own check passed
+    # the importer's own check passed; the module hierarchy became blocks
+    info = [n for n in notes if n.startswith(("checked:", "the module hierarchy"))]
     warnings = [n for n in notes if n not in info] + reopen_warnings(project)
     return ImportedModel(project, state, info, warnings)
 

@@ -5,6 +5,8 @@ Panels added later (training) go through :meth:`MainWindow.add_panel`.
 """
 from __future__ import annotations
 
+import gc
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,7 @@ class MainWindow(QMainWindow):
         self._syncing = False
         self.editing = Editing(self)
         self.blocks = BlockActions(self)
+        self._find = None  # Edit → Find Node, made when first used (gui.find_node)
         self._build_central()
         self._build_docks()
         self.actions_ = Actions(self)
@@ -169,6 +172,9 @@ class MainWindow(QMainWindow):
         self._tab_changed(self.tabs.currentIndex())
         self._update_title()
         self._update_status()
+        # the canvas items of a big graph are long-lived: keep Python's collector from walking
+        # all of them again and again (a pause of a fifth of a second at 5,000 nodes)
+        gc.freeze()
         self.document_changed.emit(document)
         QTimer.singleShot(0, self._fit_current)
 
@@ -487,6 +493,13 @@ class MainWindow(QMainWindow):
 
     def auto_layout(self) -> None:
         self.editing.auto_layout()
+
+    def find_node(self) -> None:
+        if self._find is None:
+            from gui.find_node import FindNode
+
+            self._find = FindNode(self)
+        self._find.start()
 
     def make_block(self) -> None:
         self.blocks.make_block()

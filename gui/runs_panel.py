@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHB
 
 from engine import runs as runs_api
 from engine.project import ProjectError, parse_project, project_to_dict
+from gui.blocks import blocks_changed
 from gui.commands import replace_graph
 from gui.training.commands import refresh_input_shapes
 from gui.training.install import FIT_DELAY_MS, VIEWS_HEIGHT
@@ -682,12 +683,17 @@ class RestoreProject(QUndoCommand):
     def _apply(self, data: dict) -> None:
         parsed = parse_project(copy.deepcopy(data), "the run's project")
         project = self.document.project
+        project.blocks.clear()  # the run's block definitions (engine.blocks) come back too
+        project.blocks.update(parsed.blocks)
+        for block in project.blocks.values():
+            block.graph.blocks = project.blocks
         for name, graph in project.models.items():
             replace_graph(graph, parsed.models[name])
         project.dataset = copy.deepcopy(parsed.dataset)
         project.training = copy.deepcopy(parsed.training)
         project.extra = copy.deepcopy(parsed.extra)
         refresh_input_shapes(self.document)
+        blocks_changed(self.document)
 
 
 class RunCommand(QUndoCommand):

@@ -82,7 +82,7 @@ def make(env_id: str, own: dict, kwargs: dict, render: bool = False):
         known = ", ".join(_examples(gym))
         raise DataError(f"environment.name: unknown environment '{env_id}' "
                         f"({_first_line(exc)}); installed ids include {known}") from None
-    except TypeError as exc:
+    except (TypeError, AttributeError) as exc:  # a setting of the wrong kind (render_mode: [])
         raise DataError(f"environment.params: {env_id} does not take these settings "
                         f"({_first_line(exc)})") from None
     except (ValueError, AssertionError, ImportError) as exc:

@@ -64,14 +64,16 @@ class _Tuple:
     bidirectional: bool = False
 
 
-def import_module(source, example_input_shape=None, weights=None) -> tuple[Project, dict]:
+def import_module(source, example_input_shape=None, weights=None, blocks: bool = True) \
+        -> tuple[Project, dict]:
     """Trace ``source`` and return (a one-model Project, state_dict for the compiled graph).
 
     ``source``: ``"path/to/file.py:ClassName"``, ``"package.module:ClassName"``, an
     ``nn.Module`` instance or class (built without arguments). ``example_input_shape``: the
     shape of one sample without the batch (``(1, 28, 28)``), a list of them or a dict
     ``{forward argument: shape}``. ``weights``: a state_dict (or a file holding one) of the
-    module, loaded before tracing. Every problem raises :class:`ExportError`.
+    module, loaded before tracing. ``blocks``: submodules holding several layers become nested
+    blocks (:mod:`engine.importer.grouping`). Every problem raises :class:`ExportError`.
     """
     from .opaque import class_path
 
@@ -87,17 +89,47 @@ def import_module(source, example_input_shape=None, weights=None) -> tuple[Proje
         if not misfits:
             break
         forced |= misfits  # e.g. `h + h.mean(-1, keepdim=True)`: broadcasting, not an Add
+    flat_state = builder.state_dict(module.state_dict())
+    flat = graph
+    graph, state, library = _with_blocks(flat, flat_state, builder, traced) if blocks else \
+        (flat, flat_state, {})
+    checked = all(n.params.get("shape") for n in graph.nodes_of_type("Input"))
+    if checked and library:
+        try:
+            check_outputs(graph, state, module, label)
+        except ExportError as exc:  # the blocks are a convenience: never the reason to fail
+            builder.notes.append(f"kept flat: the nested blocks did not check ({exc})")
+            graph, state, library = flat, flat_state, {}
     _layout(graph)
-    state = builder.state_dict(module.state_dict())
     project = Project(name=type(module).__name__, models={"model": graph},
                       extra={"imported_from": {"source": label,
                                                "class": class_path(type(module)),
-                                               "notes": builder.notes}})
-    if all(n.params.get("shape") for n in graph.nodes_of_type("Input")):
+                                               "notes": builder.notes}}, blocks=library)
+    graph.blocks = library
+    if library:
+        builder.notes.append(f"the module hierarchy became {len(library)} block definition(s) "
+                             f"({', '.join(library)}); Edit → Expand Block opens one in place")
+    if checked:
         diff = check_outputs(graph, state, module, label)
         builder.notes.append(f"checked: the compiled graph gives the module's outputs "
                              f"(largest difference {diff:.2g})")
     return project, state
+
+
+def _with_blocks(flat, flat_state: dict, builder, traced):
+    """(graph, state, blocks): a copy of the flat graph with its submodules made blocks."""
+    from ..project import _parse_model, graph_to_dict
+    from .grouping import group, module_paths, nested_state
+
+    graph = _parse_model(flat.name, copy.deepcopy(graph_to_dict(flat)), [])
+    library: dict = {}
+    graph.blocks = library
+    instances = group(graph, library, module_paths(traced, builder.env, _Port))
+    if not library:
+        return flat, flat_state, {}
+    for block in library.values():
+        _layout(block.graph)
+    return graph, nested_state(graph, flat_state, instances), library
 
 
 def reopen_warnings(project) -> list[str]:

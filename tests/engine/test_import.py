@@ -109,7 +109,7 @@ def assert_same_outputs(a, b, shape, atol=1e-5):
 
 def test_resnet_style_module_imports_to_catalog_layers_with_its_weights():
     original = randomized(TinyResNet())
-    project, state = import_module(original, (1, 8, 8))
+    project, state = import_module(original, (1, 8, 8), blocks=False)
     graph = project.models["model"]
     types = [n.type for n in graph.nodes()]
     assert "Opaque" not in types
@@ -121,6 +121,37 @@ def test_resnet_style_module_imports_to_catalog_layers_with_its_weights():
     assert graph.node("view").type == "Flatten"
     assert all(n.pos is not None for n in graph.nodes())  # laid out
     assert_same_outputs(compiled(project, state), original, (1, 8, 8))
+
+
+def test_the_module_hierarchy_becomes_nested_blocks_sharing_definitions(tmp_path):
+    original = randomized(TinyResNet())
+    project, state = import_module(original, (1, 8, 8))
+    graph = project.models["model"]
+    assert sorted((n.id, n.type) for n in graph.nodes()) == sorted([
+        ("x", "Input"), ("stem", "Block"), ("layer1", "Block"), ("pool", "AdaptiveAvgPool2d"),
+        ("view", "Flatten"), ("fc", "Linear"), ("output", "Output")])
+    blocks = project.blocks
+    assert set(blocks) == {"stem", "layer1", "BasicBlock"}
+    stage = blocks["layer1"].graph
+    assert [(n.id, n.params.get("block")) for n in stage.nodes_of_type("Block")] == \
+        [("b0", "BasicBlock"), ("b1", "BasicBlock")]  # the two blocks share one definition
+    assert [n.id for n in blocks["BasicBlock"].graph.nodes()] == [
+        "x", "conv1", "bn1", "relu", "conv2", "bn2", "add", "relu_1", "y"]
+    assert "layer1.b1.conv2.weight" in state and "stem.b0.weight" in state
+    model = compiled(project, state)
+    assert_same_outputs(model, original, (1, 8, 8))
+    assert sum(p.numel() for p in model.parameters()) == \
+        sum(p.numel() for p in original.parameters())
+    text = dumps_project(project)
+    forget_session(project)
+    reopened = loads_project(text)
+    assert_same_outputs(compiled(reopened, state), original, (1, 8, 8))
+    assert dumps_project(reopened) == text
+    torch.save({"model": state}, tmp_path / "w.pt")
+    assert export_model(reopened, "python", tmp_path / "py", weights=tmp_path / "w.pt").checks
+    source = (tmp_path / "py" / "model.py").read_text()
+    assert source.count("class BasicBlock(nn.Module):") == 1
+    assert "self.layer1 = Layer1()" in source
 
 
 def test_weights_come_from_a_state_dict_file(tmp_path):

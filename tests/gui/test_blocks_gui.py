@@ -160,3 +160,22 @@ def test_a_bundled_block_dropped_from_the_palette_and_its_parameter_edited(qtbot
     window.undo()
     window.undo()
     assert model(window) == before and "residual_basic" not in window.document.project.blocks
+
+
+def test_ctrl_f_finds_a_node_by_type_and_shape_and_goes_to_it(qtbot):
+    window = open_window(qtbot, residual_project())
+    canvas = window.current_canvas()
+    qtbot.keyClick(canvas.view, Qt.Key.Key_F, CTRL)
+    find = window._find
+    qtbot.waitUntil(find.isVisible)
+    assert find.count.text() == "7 of 7 nodes"
+    qtbot.keyClicks(find.edit, "conv 8x6")
+    assert [find.hits.item(i).text().split()[0] for i in range(find.hits.count())] == \
+        ["conv1", "conv2"]
+    qtbot.keyClick(find.edit, Qt.Key.Key_Down)
+    qtbot.keyClick(find.edit, Qt.Key.Key_Return)
+    assert canvas.scene.selected_node_ids() == ["conv2"]
+    assert not find.isVisible()
+    centre = canvas.view.mapToScene(canvas.view.viewport().rect().center())
+    assert canvas.scene.node_item("conv2").sceneBoundingRect().adjusted(-20, -20, 20, 20) \
+        .contains(centre)

@@ -1,8 +1,8 @@
 """The overview in the canvas corner: the whole graph in miniature and the visible part of it."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QWidget
 
 _MARGIN = 8.0
@@ -21,9 +21,22 @@ class Minimap(QWidget):
         self._scale = 1.0
         self._picture: QPixmap | None = None  # the graph drawn once, until it changes
         self._mapped = False
+        # a big graph is drawn again once its edits pause (while a node is dragged, the map
+        # shows the graph as it was, and the view's rectangle where it is now)
+        self._redraw = QTimer(self, singleShot=True, interval=400)
+        self._redraw.timeout.connect(self._drop_picture)
 
     def invalidate(self) -> None:
         """The graph changed (or the theme): map and draw it anew when next needed."""
+        from .scene import LARGE_GRAPH
+
+        if self._picture is not None and len(self.view.scene().node_items()) >= LARGE_GRAPH:
+            self._redraw.start()
+            self.update()
+            return
+        self._drop_picture()
+
+    def _drop_picture(self) -> None:
         self._picture = None
         self._mapped = False
         self.update()
@@ -90,16 +103,28 @@ class Minimap(QWidget):
         return picture
 
     def _paint_graph(self, painter: QPainter, scene, theme) -> None:
-        painter.setPen(QPen(QColor(theme.wire), 1))
-        for edge in scene.edge_items():
-            a = self.to_map(edge.src_port.scene_center())
-            b = self.to_map(edge.dst_port.scene_center())
-            painter.drawLine(a, b)
+        """Wires as lines and nodes as blocks of their category's colour, drawn in scene
+        coordinates through one transform, in batches (5,000 nodes in a few milliseconds)."""
+        s = self._scale
+        painter.setTransform(QTransform(s, 0, 0, s, _MARGIN - self._frame.x() * s,
+                                        _MARGIN - self._frame.y() * s), True)
+        from .scene import LARGE_GRAPH
+
+        nodes = scene.node_items()
+        if len(nodes) < LARGE_GRAPH:  # a big graph's wires would be a grey blur at this size
+            pen = QPen(QColor(theme.wire), 1)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawLines([QLineF(e.src_port.scene_center(), e.dst_port.scene_center())
+                               for e in scene.edge_items()])
         painter.setPen(Qt.PenStyle.NoPen)
-        for node in scene.node_items():
-            painter.setBrush(scene.paints.header_brush(node.category))
-            rect = self._map_rect(node.mapRectToScene(node.rect()))
-            painter.drawRoundedRect(rect, 1.5, 1.5)
+        by_category: dict[str, list[QRectF]] = {}
+        for node in nodes:
+            by_category.setdefault(node.category, []).append(node.sceneBoundingRect())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        for category, rects in by_category.items():
+            painter.setBrush(scene.paints.header_brush(category))
+            painter.drawRects(rects)
 
     def _paint_viewport(self, painter: QPainter, theme) -> None:
         visible = self.view.mapToScene(self.view.viewport().rect()).boundingRect()

@@ -26,6 +26,9 @@ _ARROWS = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0), Qt.Key.Key_Up: (0
            Qt.Key.Key_Down: (0, 1)}
 
 
+LARGE_GRAPH = 500  # nodes from which the overview follows edits lazily
+
+
 class CanvasScene(QGraphicsScene):
     """Node and wire items for one graph, kept in step with it; emits edit requests."""
 
@@ -346,15 +349,22 @@ class CanvasScene(QGraphicsScene):
         self._mark_dirty(self.obstacles.rect(item))
         self._mark_dirty(rect)
         self.obstacles.place(item, rect)
-        self.node_geometry_changed()
+        # the bounds only grow while a node moves (a full pass per mouse move would cost O(n));
+        # they are recomputed when nodes come or go
+        if self._bounds is not None:
+            self._bounds = self._bounds.united(item.sceneBoundingRect())
+        self.node_geometry_changed(keep_bounds=True)
 
     def _mark_dirty(self, rect: QRectF | None) -> None:
         if rect is not None:
             self._dirty = self._dirty.united(rect)
 
-    def node_geometry_changed(self) -> None:
-        self._bounds = None
+    def node_geometry_changed(self, keep_bounds: bool = False) -> None:
+        if not keep_bounds:
+            self._bounds = None
         if not self._geometry_timer.isActive():
+            # a big graph's overview and scene rect follow a drag a few times a second
+            self._geometry_timer.setInterval(30 if len(self._nodes) < LARGE_GRAPH else 250)
             self._geometry_timer.start()
 
     def show_refusal(self, message: str, screen_pos) -> None:
