@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,8 @@ class BlockDef:
 
     @property
     def inputs(self) -> list[str]:
-        order = self.extra.get("ports", {}).get("in")
+        ports = self.extra.get("ports")
+        order = ports.get("in") if isinstance(ports, dict) else None
         ids = [n.id for n in self.graph.nodes_of_type("Input")]
         return [i for i in order if i in ids] + [i for i in ids if i not in order] \
             if isinstance(order, list) else ids
@@ -223,8 +225,14 @@ class Inner:
     args: dict
 
 
-_ACTIVE: list[str] = []  # the blocks being inferred, outermost first (finds a block in itself)
+_LOCAL = threading.local()  # .active: the blocks being inferred on this thread, outermost first
 _CACHE: dict[tuple, Inner] = {}
+
+
+def _active() -> list[str]:
+    if not hasattr(_LOCAL, "active"):
+        _LOCAL.active = []
+    return _LOCAL.active
 
 
 def instance_args(block: BlockDef, params: dict) -> dict:
@@ -248,23 +256,27 @@ def inner(params: dict, ins: dict) -> Inner:
         known = f"; the project defines {', '.join(sorted(library))}" if library else \
             "; the project defines no blocks"
         raise BlockError(f"there is no block named '{name}'{known}")
-    if name in _ACTIVE:
-        raise BlockError(f"block {name} contains itself ({' → '.join(_ACTIVE + [name])})")
+    active = _active()
+    if name in active:
+        raise BlockError(f"block {name} contains itself ({' → '.join(active + [name])})")
     args = instance_args(block, params)
     shapes_in = [tuple(s) for s in ins.get("in", [])]
     if len(shapes_in) != len(block.inputs):
         raise BlockError(f"block {name} takes {len(block.inputs)} input(s) "
                          f"({', '.join(block.inputs)}); {len(shapes_in)} connected")
-    key = (id(library), block.fingerprint(), json.dumps(args, sort_keys=True, default=str),
-           tuple(shapes_in))
-    if key in _CACHE:
-        return _CACHE[key]
-    _ACTIVE.append(name)
+    # the blocks it uses count too: editing an inner definition changes this one's result
+    used = sorted(used_blocks(block, library))
+    key = (id(library), block.fingerprint(), *(library[u].fingerprint() for u in used),
+           json.dumps(args, sort_keys=True, default=str), tuple(shapes_in))
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
+    active.append(name)
     try:
         graph = block.instance(args, shapes_in)
         shapes = infer_shapes(graph)
     finally:
-        _ACTIVE.pop()
+        active.pop()
     errors = shapes.errors()
     if errors:
         node, message = next(iter(errors.items()))
@@ -274,8 +286,8 @@ def inner(params: dict, ins: dict) -> Inner:
         raise BlockError(f"inside block {name}: nothing reaches its Output")
     if len(_CACHE) > 512:
         _CACHE.clear()
-    _CACHE[key] = Inner(block, graph, shapes, tuple(out), args)
-    return _CACHE[key]
+    found = _CACHE[key] = Inner(block, graph, shapes, tuple(out), args)
+    return found
 
 
 # -- editing ------------------------------------------------------------------------------------

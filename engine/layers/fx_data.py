@@ -194,8 +194,29 @@ def decode(text: str):
     return fx.GraphModule(root, graph, class_name="Captured")
 
 
+# A project file is data: the functions it may name are tensor and number operations only (no
+# file, process or compiler access), so that opening a file cannot run anything else.
+_ALLOWED_ROOTS = ("torch.", "operator.", "_operator.", "math.")
+_DENIED = (".save", ".load", ".hub", ".jit", ".compile", ".utils", ".distributed",
+           ".multiprocessing", ".cuda", ".backends", ".export", ".onnx", "._dynamo", ".package",
+           ".serialization", ".fx", ".library", ".ops", ".classes", ".autograd", "._C._")
+_BUILTINS = {"getattr", "len", "int", "float", "bool", "slice", "range", "tuple", "list",
+             "min", "max", "abs", "round", "sum", "pow", "divmod"}
+
+
+def allowed_function(path: str) -> bool:
+    """May a saved captured operation call the function ``path``?"""
+    if path.startswith("builtins."):
+        return path[len("builtins."):] in _BUILTINS
+    return path.startswith(_ALLOWED_ROOTS) and not any(d in path for d in _DENIED) and \
+        "__" not in path
+
+
 def resolve_function(path: str):
-    """The function named ``torch.cat`` / ``operator.getitem`` / ``builtins.getattr``."""
+    """The function named ``torch.cat`` / ``operator.getitem`` / ``builtins.getattr``; only
+    those :func:`allowed_function` admits."""
+    if not allowed_function(path):
+        raise NotEncodable(f"{path} is not a tensor operation a project file may call")
     parts = path.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:

@@ -218,3 +218,19 @@ def test_a_malformed_block_is_named_in_the_file():
     with pytest.raises(ProjectError, match="blocks.residual: a block needs exactly one Output "
                                            "node; it has 0"):
         loads_project(json.dumps(data))
+
+
+def test_editing_an_inner_block_changes_the_block_around_it():
+    double = {"nodes": [{"id": "x", "type": "Input"},
+                        {"id": "r1", "type": "Block", "params": {"block": "residual"}},
+                        {"id": "y", "type": "Output"}],
+              "edges": chain("x", "r1", "y")}
+    project = parse_project(project_with({"residual": RESIDUAL, "double": double},
+                                         [{"id": "d", "type": "Block",
+                                           "params": {"block": "double"}}], chain("x", "d", "y")))
+    graph = project.models["model"]
+    assert infer_shapes(graph).info["d"].stats.params == 2 * (8 * 8 * 9 + 8)
+    inner = project.blocks["residual"].graph
+    inner.set_param("conv1", "kernel_size", 1)
+    inner.set_param("conv1", "padding", 0)
+    assert infer_shapes(graph).info["d"].stats.params == 8 * 8 + 8 + 8 * 8 * 9 + 8

@@ -401,3 +401,19 @@ def test_an_imported_module_whose_arguments_are_unknown_is_not_rebuilt_with_defa
     assert errors, "rebuilt although its arguments are unknown"
     assert "import the model again" in errors[node.id] or \
         "lives only in the session" in errors[node.id]
+
+
+def test_a_saved_capture_may_call_only_tensor_operations():
+    """A project file is data: a tampered captured operation cannot call os.system."""
+    import json
+
+    project, _ = import_module(randomized(Mixed()), (3, 6))
+    node = project.models["model"].node("transpose")
+    graph = json.loads(node.params["graph"])
+    call = next(n for n in graph["nodes"] if n["op"] == "call_method")
+    call.update(op="call_function", target="os.system", args=["echo pwned"])
+    node.params["graph"] = json.dumps(graph)
+    text = dumps_project(project)
+    forget_session(project)
+    errors = infer_shapes(loads_project(text).models["model"]).errors()
+    assert "os.system is not a tensor operation a project file may call" in errors["transpose"]
