@@ -445,3 +445,55 @@ def exposed_params(library: dict, params: dict) -> tuple:
         found.append(Param(name, kind, default, f"Exposed by block {block.name}: the value of "
                            f"${name} inside it (default {default!r}).", optional=True))
     return tuple(found)
+
+
+def instance_params(block: BlockDef, args: dict, in_shapes: list):
+    """``params_of`` for inferring ``block``'s own graph as one instance sees it: ``$name``
+    values replaced by ``args`` (the unknown left as they are, for the node to report) and
+    each Input given its instance's shape."""
+    inputs = block.inputs
+
+    def params_of(node) -> dict:
+        params = {}
+        for key, value in node.params.items():
+            try:
+                params[key] = _substitute(value, args, block.name, node.id, key)
+            except BlockError:
+                params[key] = value
+        if node.type == "Input" and node.id in inputs and inputs.index(node.id) < len(in_shapes):
+            params["shape"] = list(in_shapes[inputs.index(node.id)])
+        return params
+
+    return params_of
+
+
+def first_instance(library: dict, graphs, name: str, seen: frozenset = frozenset()) \
+        -> tuple[dict, list]:
+    """(arguments, input shapes) of the first Block node using block ``name``: in the models
+    (``graphs``: {model: (graph, shape inference)}), else inside another block as that block's
+    own first instance sees it; the block's defaults and no shapes when none is found."""
+    block = library[name]
+    for graph, shapes in graphs.values():
+        for node in graph.nodes_of_type("Block"):
+            if node.params.get("block") != name:
+                continue
+            info = shapes.info.get(node.id)
+            ins = [tuple(s) for s in (info.in_shapes.get("in", []) if info else [])]
+            try:
+                return instance_args(block, node.params), ins
+            except BlockError:
+                continue
+    for outer_name, outer in library.items():
+        if outer_name == name or outer_name in seen or not any(
+                n.params.get("block") == name for n in outer.graph.nodes_of_type("Block")):
+            continue
+        args, ins = first_instance(library, graphs, outer_name, seen | {name})
+        if not ins:
+            continue
+        try:
+            found = inner({"block": outer_name, "_library": library, **args}, {"in": ins})
+        except BlockError:
+            continue
+        return first_instance(library, {outer_name: (found.graph, found.shapes)}, name,
+                              seen | {name, outer_name})
+    return dict(block.params), []

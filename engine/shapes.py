@@ -39,9 +39,13 @@ class NodeInfo:
 class ShapeInference:
     """Keeps the shapes and errors of a graph up to date as it is edited."""
 
-    def __init__(self, graph: Graph, input_shapes: dict | None = None, live: bool = True):
+    def __init__(self, graph: Graph, input_shapes: dict | None = None, live: bool = True,
+                 params_of=None):
         self.graph = graph
         self.input_shapes = dict(input_shapes or {})
+        # node -> the parameters to infer it with (default: its own); a block's definition is
+        # inferred with one instance's values and input shapes (engine.blocks.instance_params)
+        self.params_of = params_of
         self.info: dict[str, NodeInfo] = {}
         self.updated = Event("updated")  # emits the set of node ids whose info was recomputed
         # node -> position in a topological order; None after an edge that may break it
@@ -157,7 +161,7 @@ class ShapeInference:
         node = self.graph.node(node_id)
         spec = node.spec
         try:
-            params = spec.resolve(node.params)
+            params = spec.resolve(self.params_of(node) if self.params_of else node.params)
         except ShapeError as exc:
             return NodeInfo(error=str(exc))
         if node.type == "Input":

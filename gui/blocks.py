@@ -38,6 +38,8 @@ def blocks_changed(document) -> None:
         shapes = document.shapes[name]
         for node in graph.nodes_of_type("Block"):
             shapes.update(node.id, force=True)
+    for name in list(getattr(document, "block_shapes", {})):
+        document.refresh_block(name)
     signal = getattr(document, "blocks_changed", None)
     if signal is not None:
         signal.emit()
@@ -189,6 +191,16 @@ class BlockActions:
             return new
 
         self._push(canvas, canvas.model, f"Expand {', '.join(blocks)}", edit)
+
+    def edit_block(self) -> None:
+        """Open the selected Block node's definition in its own tab."""
+        canvas, ids = self._canvas_and_selection()
+        blocks = [canvas.graph.node(i) for i in ids if canvas.graph.node(i).type == "Block"]
+        if len(blocks) != 1 or blocks[0].params.get("block") not in \
+                self.window.document.project.blocks:
+            self.window.show_status("Select one Block node to edit its definition")
+            return
+        self.window.open_block_tab(blocks[0].params["block"])
 
     def repeat_block(self) -> None:
         canvas, ids = self._canvas_and_selection()

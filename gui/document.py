@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.errors import DataError
@@ -24,6 +24,7 @@ NEW_PROJECT = {
 }
 
 
+BLOCK_TAB = "block:"  # the canvas tab of a block definition: "block:residual"
 STRUCTURE_EVENTS = ("node_added", "node_removed", "node_renamed", "edge_added", "edge_removed")
 
 
@@ -43,6 +44,10 @@ class Document(QObject):
         self.shapes: dict[str, ShapeInference] = {
             name: ShapeInference(graph, self.input_shapes)
             for name, graph in project.models.items()}
+        self.block_shapes: dict[str, ShapeInference] = {}  # open block definitions
+        self._block_hooks: list = []
+        self._block_timer = QTimer(self, singleShot=True, interval=0)
+        self._block_timer.timeout.connect(self._blocks_follow)
         self._forced_dirty = False
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._wiring: dict[str, dict] = {}  # per model; wiring changes only with the structure
@@ -50,6 +55,11 @@ class Document(QObject):
                        for name, graph in project.models.items() for ev in STRUCTURE_EVENTS]
         for event, callback in self._hooks:
             event.connect(callback)
+
+    def _blocks_follow(self) -> None:
+        from gui.blocks import blocks_changed
+
+        blocks_changed(self)
 
     def _structure_hook(self, model: str):
         return lambda *_args: self._wiring.pop(model, None)
@@ -82,7 +92,47 @@ class Document(QObject):
         return list(self.project.models)
 
     def graph(self, model: str) -> Graph:
+        """A model's graph, or a block definition's for ``block:NAME`` (its canvas tab)."""
+        if model.startswith(BLOCK_TAB):
+            return self.project.blocks[model[len(BLOCK_TAB):]].graph
         return self.project.models[model]
+
+    def inference(self, model: str) -> ShapeInference:
+        """The live shape inference of a model, or of a block definition (``block:NAME``),
+        inferred with the values and input shapes of its first instance."""
+        if not model.startswith(BLOCK_TAB):
+            return self.shapes[model]
+        name = model[len(BLOCK_TAB):]
+        block = self.project.blocks[name]
+        shapes = self.block_shapes.get(name)
+        if shapes is None or shapes.graph is not block.graph:
+            if shapes is not None:
+                shapes.detach()
+            shapes = self.block_shapes[name] = ShapeInference(block.graph, {})
+            for event in STRUCTURE_EVENTS + ("params_changed",):
+                hook = (getattr(block.graph.events, event), self._block_edited)
+                hook[0].connect(hook[1])
+                self._block_hooks.append(hook)
+        self.refresh_block(name)
+        return shapes
+
+    def refresh_block(self, name: str) -> None:
+        """Infer an open block definition again with its first instance's current values."""
+        from engine.blocks import first_instance, instance_params
+
+        shapes = self.block_shapes.get(name)
+        block = self.project.blocks.get(name)
+        if shapes is None or block is None or shapes.graph is not block.graph:
+            return
+        graphs = {m: (g, self.shapes[m]) for m, g in self.project.models.items()}
+        args, ins = first_instance(self.project.blocks, graphs, name)
+        shapes.params_of = instance_params(block, args, ins)
+        shapes.run_all()
+
+    def _block_edited(self, *_args) -> None:
+        """A definition changed: its Block nodes follow (once per burst of events)."""
+        if not self._block_timer.isActive():
+            self._block_timer.start()
 
     def display_name(self) -> str:
         if self.path is None:
@@ -146,6 +196,9 @@ class Document(QObject):
         for event, callback in self._hooks:
             event.disconnect(callback)
         self._hooks = []
-        for shapes in self.shapes.values():
+        for event, callback in self._block_hooks:
+            event.disconnect(callback)
+        self._block_hooks = []
+        for shapes in [*self.shapes.values(), *self.block_shapes.values()]:
             shapes.detach()
         self.undo_stack.clear()

@@ -21,7 +21,7 @@ from engine.shapes import ShapeInference
 from gui import dialogs, files
 from gui.actions import Actions
 from gui.blocks import BlockActions
-from gui.document import Document
+from gui.document import BLOCK_TAB, Document
 from gui.editing import Editing
 from gui.runs_panel import install_runs
 from gui.lessons import install_lessons
@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         document.dirty_changed.connect(self._update_title)
         document.path_changed.connect(self._update_title)
         document.blocks_changed.connect(self.blocks.refresh_palette)
+        document.blocks_changed.connect(self._blocks_changed)
         self.blocks.refresh_palette()
         self._bind_undo(document)
         self.autosaver.set_document(document)
@@ -192,7 +193,7 @@ class MainWindow(QMainWindow):
 
     def _add_canvas(self, model: str) -> None:
         doc = self.document
-        graph, shapes = doc.graph(model), doc.shapes[model]
+        graph, shapes = doc.graph(model), doc.inference(model)
         scene = CanvasScene(graph, shapes, canvas_theme(self.theme_name))
         view = CanvasView(scene)
         view.setObjectName(f"canvas_{model}")
@@ -203,9 +204,51 @@ class MainWindow(QMainWindow):
         # torn down after it cannot call back into a deleted window
         scene.selectionChanged.connect(self._selection_signal)
         scene.status_message.connect(self.show_status)
-        scene.node_double_clicked.connect(self._focus_inspector)
+        scene.node_double_clicked.connect(self._node_double_clicked)
         shapes.updated.connect(self._shapes_updated)
-        self.tabs.addTab(view, model)
+        title = f"▣ {model[len(BLOCK_TAB):]}" if model.startswith(BLOCK_TAB) else model
+        self.tabs.addTab(view, title)
+
+    def open_block_tab(self, name: str) -> None:
+        """Show block ``name``'s definition in its own tab, to edit every instance at once."""
+        model = BLOCK_TAB + name
+        canvas = self.canvases.get(model)
+        if canvas is not None and canvas.graph is not self.document.graph(model):
+            self._close_canvas(model)  # an undo put back another copy of the definition
+            canvas = None
+        if canvas is None:
+            self._add_canvas(model)
+            canvas = self.canvases[model]
+        self.tabs.setCurrentWidget(canvas.view)
+        self.show_status(f"Block {name}: edits here change every Block node that uses it "
+                         "(its shapes are those of the first one)")
+
+    def _close_canvas(self, model: str) -> None:
+        canvas = self.canvases.pop(model)
+        canvas.scene.detach()
+        canvas.shapes.updated.disconnect(self._shapes_updated)
+        self.tabs.removeTab(self.tabs.indexOf(canvas.view))
+        canvas.view.deleteLater()
+        canvas.scene.deleteLater()
+
+    def _blocks_changed(self) -> None:
+        """Close a definition's tab once that definition is gone or was put back by an undo."""
+        doc = self.document
+        for model in [m for m in self.canvases if m.startswith(BLOCK_TAB)]:
+            name = model[len(BLOCK_TAB):]
+            if name not in doc.project.blocks or \
+                    self.canvases[model].graph is not doc.project.blocks[name].graph:
+                self._close_canvas(model)
+
+    def _node_double_clicked(self, node_id: str) -> None:
+        canvas = self.current_canvas()
+        node = canvas.graph.node(node_id) if canvas is not None and node_id in canvas.graph \
+            else None
+        if node is not None and node.type == "Block" and \
+                node.params.get("block") in self.document.project.blocks:
+            self.open_block_tab(node.params["block"])
+            return
+        self._focus_inspector()
 
     def _bind_undo(self, document: Document) -> None:
         stack = document.undo_stack
@@ -506,6 +549,9 @@ class MainWindow(QMainWindow):
 
     def expand_block(self) -> None:
         self.blocks.expand_block()
+
+    def edit_block(self) -> None:
+        self.blocks.edit_block()
 
     def repeat_block(self) -> None:
         self.blocks.repeat_block()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
 
 from engine.graph import UNSET, Graph
 from engine.layers import REQUIRED, Param
+from engine.layers.spec import STR
 from engine.shapes import ShapeInference
 from widgets.theme import category_color, format_count, format_shape
 
@@ -523,6 +524,11 @@ class InspectorWidget(QScrollArea):
                 value = editor.param.check(value) if value is not None else None
             except ValueError:
                 pass  # a bad value from a file: show it as it is; the node's error explains
+            if isinstance(value, str) and value.startswith("$") and editor.param.kind != STR:
+                # inside a block: the value comes from the Block node (its exposed parameter)
+                editor.set_value(None, is_set)
+                editor.set_invalid(f"{value}: set by each Block node that uses this block")
+                continue
             editor.set_value(None if value is REQUIRED else value, is_set)
 
     def _load_info(self) -> None:

@@ -187,8 +187,8 @@ class TrainingUi(QObject):
     def _default_layer(self) -> tuple[str, str] | None:
         """The first layer with weights of the current model (what a newcomer wants to see)."""
         canvas = self.window.current_canvas()
-        if canvas is None:
-            return None
+        if canvas is None or canvas.model not in self.window.document.project.models:
+            return None  # a block definition's tab: its layers train inside Block nodes
         for node in canvas.graph.topological_order():
             info = canvas.shapes.info.get(node)
             if info is not None and info.stats.params > 0:
@@ -202,7 +202,7 @@ class TrainingUi(QObject):
         if not shiboken6.isValid(canvas.scene):
             return  # the window is closing and Qt deleted the scene first
         ids = canvas.scene.selected_node_ids()
-        if len(ids) != 1:
+        if len(ids) != 1 or canvas.model not in self.window.document.project.models:
             return
         self.explicit = (canvas.model, ids[0])
         self.controller.select_nodes([f"{canvas.model}:{ids[0]}"])

@@ -179,3 +179,45 @@ def test_ctrl_f_finds_a_node_by_type_and_shape_and_goes_to_it(qtbot):
     centre = canvas.view.mapToScene(canvas.view.viewport().rect().center())
     assert canvas.scene.node_item("conv2").sceneBoundingRect().adjusted(-20, -20, 20, 20) \
         .contains(centre)
+
+
+def two_instance_project() -> Document:
+    data = {"format": "layerlab-project", "version": 1, "name": "two", "blocks": {
+        "stage": {"params": {"width": 8}, "nodes": [
+            {"id": "x", "type": "Input", "pos": [0, 0]},
+            {"id": "fc", "type": "Linear", "params": {"out_features": "$width"}, "pos": [200, 0]},
+            {"id": "act", "type": "ReLU", "pos": [400, 0]},
+            {"id": "y", "type": "Output", "pos": [600, 0]}],
+            "edges": [{"from": "x", "to": "fc"}, {"from": "fc", "to": "act"},
+                      {"from": "act", "to": "y"}]}},
+        "models": {"model": {"nodes": [
+            {"id": "x", "type": "Input", "params": {"shape": [4]}, "pos": [0, 0]},
+            {"id": "s1", "type": "Block", "params": {"block": "stage"}, "pos": [200, 0]},
+            {"id": "s2", "type": "Block", "params": {"block": "stage"}, "pos": [400, 0]},
+            {"id": "y", "type": "Output", "pos": [600, 0]}],
+            "edges": [{"from": "x", "to": "s1"}, {"from": "s1", "to": "s2"},
+                      {"from": "s2", "to": "y"}]}}}
+    return Document(parse_project(data))
+
+
+def test_double_click_opens_the_definition_and_an_edit_there_changes_every_instance(qtbot):
+    window = open_window(qtbot, two_instance_project())
+    canvas = window.current_canvas()
+    assert [canvas.shapes.info[s].stats.params for s in ("s1", "s2")] == [40, 72]
+    item = canvas.scene.node_item("s1")
+    qtbot.mouseDClick(canvas.view.viewport(), LEFT, Qt.KeyboardModifier.NoModifier,
+                      canvas.view.mapFromScene(item.sceneBoundingRect().center()))
+    tab = window.current_canvas()
+    assert tab.model == "block:stage" and window.tabs.tabText(window.tabs.currentIndex()) == \
+        "▣ stage"
+    assert tab.shapes.info["fc"].out_shape == (8,)  # as the first instance sees it: 4 -> 8
+    tab.scene.select_nodes(["fc"])
+    box = window.inspector.editors["bias"].editor
+    box.setFocus()
+    qtbot.keyClick(box, Qt.Key.Key_Space)  # the bias tick box, off
+    assert window.document.project.blocks["stage"].graph.node("fc").params["bias"] is False
+    qtbot.waitUntil(lambda: canvas.shapes.info["s2"].stats.params == 64)
+    assert canvas.shapes.info["s1"].stats.params == 32
+    window.undo()
+    qtbot.waitUntil(lambda: canvas.shapes.info["s2"].stats.params == 72)
+    assert "bias" not in window.document.project.blocks["stage"].graph.node("fc").params
