@@ -15,7 +15,9 @@ def add_parser(sub, command: str) -> None:
     p = sub.add_parser(command, help="import a PyTorch nn.Module as a project (torch.fx)",
                        description="Trace a PyTorch model with torch.fx and write it as a "
                        "Layerlab project; modules without a catalog layer become Opaque nodes.")
-    p.add_argument("source", help="path/to/file.py:ClassName or package.module:ClassName")
+    p.add_argument("source", help="path/to/file.py:ClassName, package.module:ClassName or a "
+                   "factory with literal arguments, e.g. 'file.py:Net(width=32)' or "
+                   "'torchvision.models:resnet18(num_classes=10)'")
     p.add_argument("--out", required=True, help="the project file to write (.layerlab.json)")
     p.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D,D,...",
                    help="shape of one input sample without the batch, e.g. 1,28,28 (repeat "

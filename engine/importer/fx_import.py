@@ -158,23 +158,56 @@ def reopen_warnings(project) -> list[str]:
 
 # -- the source ---------------------------------------------------------------------------------
 def load_source(source) -> tuple:
-    """(module instance, label) for a module, a class or ``file.py:Class`` / ``pkg.mod:Class``."""
+    """(module instance, label) for a module, a class or ``file.py:Class`` / ``pkg.mod:Class``,
+    or a factory: ``pkg.mod:factory`` (called without arguments) or with literal arguments,
+    ``torchvision.models:resnet18(num_classes=10)``, ``timm:create_model('convnext_atto')``,
+    ``file.py:Net(width=32)``."""
     import torch.nn as nn
 
     if isinstance(source, nn.Module):
         return source, type(source).__name__
     if isinstance(source, type) and issubclass(source, nn.Module):
         return _instantiate(source, source.__name__), source.__name__
-    if not isinstance(source, (str, Path)) or ":" not in str(source):
-        raise ExportError(f"give the model as path/to/file.py:ClassName or "
-                          f"package.module:ClassName; got {source!r}")
-    where, name = str(source).rsplit(":", 1)
+    text = str(source) if isinstance(source, (str, Path)) else ""
+    head = text.split("(", 1)[0]
+    if ":" not in head:
+        raise ExportError(f"give the model as path/to/file.py:ClassName, "
+                          f"package.module:ClassName or package.module:factory(args); got "
+                          f"{source!r}")
+    cut = head.rindex(":")
+    where, name = text[:cut], text[cut + 1:]
+    name, args, kwargs = _call_text(name, text)
     obj = _lookup(_owner(where), name, where)
-    if isinstance(obj, nn.Module):
-        return obj, str(source)
-    if isinstance(obj, type) and issubclass(obj, nn.Module):
-        return _instantiate(obj, str(source)), str(source)
-    raise ExportError(f"{source}: {name} is not a torch.nn.Module class")
+    if isinstance(obj, nn.Module) and args is None:
+        return obj, text
+    if callable(obj):
+        built = _instantiate(obj, text, args or (), kwargs or {})
+        if isinstance(built, nn.Module):
+            return built, text
+        raise ExportError(f"{text}: {name}(...) returned a {type(built).__name__}, not a "
+                          "torch.nn.Module")
+    raise ExportError(f"{source}: {name} is not a torch.nn.Module class or factory")
+
+
+def _call_text(name: str, source: str):
+    """(name, args, kwargs) of ``factory(1, width=8)``; (name, None, None) without brackets.
+    Only literal arguments (numbers, texts, lists, True/None...) are read."""
+    import ast
+
+    if "(" not in name:
+        return name, None, None
+    if not name.endswith(")"):
+        raise ExportError(f"{source}: the arguments must end with ')'")
+    try:
+        call = ast.parse(name, mode="eval").body
+        if not isinstance(call, ast.Call):
+            raise ValueError("not a call")
+        args = tuple(ast.literal_eval(a) for a in call.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    except (SyntaxError, ValueError) as exc:
+        raise ExportError(f"{source}: the arguments must be literal values such as 10, "
+                          f"'convnext_atto' or num_classes=10 ({_first_line(exc)})") from None
+    return name.split("(", 1)[0].strip(), args, kwargs
 
 
 def _owner(where: str):
@@ -218,12 +251,17 @@ def _lookup(owner, name: str, where: str):
     return obj
 
 
-def _instantiate(cls, label: str):
+def _instantiate(cls, label: str, args: tuple = (), kwargs: dict | None = None):
+    kwargs = kwargs or {}
     try:
-        return cls()
-    except Exception as exc:  # the user's constructor
-        raise ExportError(f"{label}: {cls.__name__}() cannot be built without arguments "
-                          f"({_first_line(exc)}); import an instance instead") from None
+        return cls(*args, **kwargs)
+    except Exception as exc:  # the user's constructor or factory
+        name = getattr(cls, "__name__", str(cls))
+        if not args and not kwargs:
+            raise ExportError(f"{label}: {name}() cannot be built without arguments "
+                              f"({_first_line(exc)}); give them, e.g. {name}(10), or import "
+                              "an instance instead") from None
+        raise ExportError(f"{label}: {name}(...) failed: {_first_line(exc)}") from None
 
 
 def _prepared(module, weights, label: str):

@@ -417,3 +417,36 @@ def test_a_saved_capture_may_call_only_tensor_operations():
     forget_session(project)
     errors = infer_shapes(loads_project(text).models["model"]).errors()
     assert "os.system is not a tensor operation a project file may call" in errors["transpose"]
+
+
+def test_a_factory_or_a_class_with_literal_arguments_is_imported(tmp_path):
+    source = tmp_path / "zoo.py"
+    source.write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self, width, classes=3):
+                super().__init__()
+                self.fc1 = nn.Linear(4, width)
+                self.fc2 = nn.Linear(width, classes)
+
+            def forward(self, x):
+                return self.fc2(self.fc1(x).relu())
+
+
+        def make(name, classes=3):
+            return Net({"small": 8, "large": 64}[name], classes)
+    """))
+    project, _ = import_module(f"{source}:make('large', classes=5)", (4,))
+    assert project.models["model"].node("fc1").params["out_features"] == 64
+    assert project.models["model"].node("fc2").params["out_features"] == 5
+    project, _ = import_module(f"{source}:Net(16)", (4,))
+    assert project.models["model"].node("fc1").params["out_features"] == 16
+    with pytest.raises(ExportError, match=r"Net\(\) cannot be built without arguments .*give "
+                                          r"them, e.g. Net\(10\)"):
+        import_module(f"{source}:Net", (4,))
+    with pytest.raises(ExportError, match="the arguments must be literal values"):
+        import_module(f"{source}:make(__import__('os'))", (4,))
+    with pytest.raises(ExportError, match=r"make\(...\) failed: 'medium'"):
+        import_module(f"{source}:make('medium')", (4,))
