@@ -45,6 +45,9 @@ SAVE_EVERY_S = 2.0  # run.json and best.pt are rewritten at most this often whil
 
 
 def project_stem(project) -> str:
+    shared = getattr(project, "runs_stem", None)  # a lesson's projects share one history
+    if shared:
+        return shared
     name = project.path.name if getattr(project, "path", None) else f"{project.name}{SUFFIX}"
     stem = name[:-len(SUFFIX)] if name.endswith(SUFFIX) else Path(name).stem
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "project"
@@ -57,7 +60,8 @@ def runs_base(project) -> Path:
     env = os.environ.get(RUNS_ENV)
     if env:
         return Path(env)
-    if getattr(project, "path", None) and _bundled(project.path):
+    if getattr(project, "runs_stem", None) or (getattr(project, "path", None) and
+                                               _bundled(project.path)):
         return fallback_root(project).parent  # the shipped examples' folder stays untouched
     if getattr(project, "path", None):
         return Path(project.path).resolve().parent / "runs"

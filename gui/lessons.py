@@ -54,6 +54,7 @@ class LessonPanel(QWidget):
 
     open_requested = Signal(object)  # a project Path
     view_requested = Signal(str)  # a look_at name
+    compare_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -67,6 +68,11 @@ class LessonPanel(QWidget):
         self.hint.setObjectName("mutedText")
         self.hint.setWordWrap(True)
         self.buttons = QVBoxLayout()
+        self.compare_button = QPushButton("Compare the last two runs")
+        self.compare_button.setObjectName("lessonCompare")
+        self.compare_button.setToolTip("Overlay the curves of this lesson's two most recent "
+                                       "runs on the loss and metric plots (Runs dock)")
+        self.compare_button.clicked.connect(self.compare_requested)
         self.view_button = QPushButton()
         self.view_button.setObjectName("lessonShowView")
         self.view_button.clicked.connect(
@@ -77,6 +83,7 @@ class LessonPanel(QWidget):
         box.addWidget(self.hint)
         box.addWidget(self.note, 1)
         box.addLayout(self.buttons)
+        box.addWidget(self.compare_button)
         box.addWidget(self.view_button)
         self.show_lesson(None)
 
@@ -89,6 +96,7 @@ class LessonPanel(QWidget):
         self.hint.setVisible(lesson is None)
         self.note.setVisible(lesson is not None)
         self.view_button.setVisible(lesson is not None)
+        self.compare_button.setVisible(lesson is not None)
         if lesson is None:
             return
         self.note.setHtml(note_html(lesson))
@@ -162,6 +170,7 @@ class LessonsUi(QObject):
         self.dialog: LessonsDialog | None = None
         self.panel.open_requested.connect(self.open_project)
         self.panel.view_requested.connect(self.show_view)
+        self.panel.compare_requested.connect(self.compare_last_runs)
 
     def open_gallery(self) -> None:
         from engine.errors import LayerlabError
@@ -180,7 +189,7 @@ class LessonsUi(QObject):
 
     def open_lesson(self, lesson) -> bool:
         """Open the lesson's first project and show its note."""
-        if not self.open_project(lesson.projects[0]):
+        if not self.open_project(lesson.projects[0], lesson):
             return False
         self.panel.show_lesson(lesson)
         self.dock.show()
@@ -188,13 +197,37 @@ class LessonsUi(QObject):
         self.window.show_status(f"Lesson: {lesson.title}")
         return True
 
-    def open_project(self, path) -> bool:
-        lesson = self.panel.lesson
+    def open_project(self, path, lesson=None) -> bool:
+        lesson = lesson or self.panel.lesson
         opened = self.window.open_path(path, as_copy=True)  # the shipped file stays as it is
         if opened and lesson is not None:
+            # every project of a lesson records its runs in one history, so that two runs (the
+            # perceptron's and the MLP's, or one setting and another) can be overlaid
+            self.window.document.project.runs_stem = f"lesson-{lesson.slug}"
+            runs = getattr(self.window, "runs", None)
+            if runs is not None:
+                runs.refresh(force=True)
             self.panel.show_lesson(lesson)  # the note stays while the learner follows it
             self.dock.show()
         return opened
+
+    def compare_last_runs(self) -> bool:
+        """Overlay the lesson's two latest finished runs on the Live views' curves."""
+        runs_ui = getattr(self.window, "runs", None)
+        if runs_ui is None:
+            return False
+        runs_ui.refresh(force=True)
+        done = [r for r in runs_ui.runs if r.get("status") in ("finished", "stopped")]
+        latest = sorted(done, key=lambda r: r.get("id") or "")[-2:]
+        if len(latest) < 2:
+            self.window.show_status("Train twice first (the two projects of the lesson, or one "
+                                    "setting and then another): then both runs can be compared")
+            return False
+        runs_ui.dock.show()
+        runs_ui.panel.select_ids([r["id"] for r in latest])
+        self.show_view("curves")
+        self.window.show_status("The last two runs overlaid on the loss and metric curves")
+        return True
 
     def show_view(self, look_at: str) -> None:
         """Bring up the live view a lesson names."""

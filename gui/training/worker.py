@@ -64,7 +64,9 @@ class TrainingWorker(QObject):
             torch.set_num_threads(self.threads)
         from engine.runs import RunRecorder
 
-        self.recorder = RunRecorder(self.project, source="window")
+        # a lesson's runs share one history: each is named after its project (the legend)
+        name = self.project.name if getattr(self.project, "runs_stem", None) else None
+        self.recorder = RunRecorder(self.project, source="window", name=name)
         trainer = Trainer(self.project, device=self.device, epochs=self.epochs,
                           callbacks=self.callbacks + self._tensorboard() + [self.recorder],
                           log_every=self.log_every, progress=self._data_progress)

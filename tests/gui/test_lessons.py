@@ -89,3 +89,29 @@ def test_open_each_lesson_press_train_and_show_its_view(qtbot, window, row):
         assert ui.panel.lesson.slug == lesson.slug and ui.dock.isVisible()
         assert window.document.project.name == __import__("json").loads(
             lesson.projects[1].read_text("utf-8"))["name"]
+
+
+def test_a_comparing_lesson_overlays_its_two_runs(qtbot, window):
+    """Lesson 8: train the GRU, open the RNN from the note, train it, press Compare the last
+    two runs: both runs' curves are on the plot, in two colours."""
+    row = next(i for i, l in enumerate(LESSONS) if l.slug.endswith("memory"))
+    pick_in_gallery(qtbot, window, row)
+    ui, training = window.lessons_ui, window.training
+    assert ui.panel.compare_button.isVisible()
+
+    def train() -> None:
+        qtbot.mouseClick(training.panel.train_button, LEFT)
+        qtbot.waitUntil(lambda: training.controller.state in ("done", "failed"),
+                        timeout=120_000)
+        assert training.controller.state == "done"
+
+    train()
+    qtbot.mouseClick(ui.panel.project_buttons[1], LEFT)  # the plain RNN
+    assert window.document.project.runs_stem == f"lesson-{LESSONS[row].slug}"
+    train()
+    qtbot.mouseClick(ui.panel.compare_button, LEFT)
+    curves = training.views.curves
+    qtbot.waitUntil(lambda: len(curves.overlays) == 2, timeout=10_000)
+    assert len(set(curves.overlay_colors.values())) == 2
+    assert len(window.runs.panel.selected_runs()) == 2
+    assert training.views_dock.isVisible()
