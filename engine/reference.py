@@ -308,8 +308,12 @@ def layer_entry(spec: LayerSpec, module_docs: dict[str, str] | None = None) -> s
     """The Markdown entry of one layer type: heading, doc, parameters, ports, shape rule, module
     and worked example."""
     docs = _module_docs() if module_docs is None else module_docs
+    from .layers.notes import concept_note
+
     ex = example(spec)
-    lines = [f"## {spec.type}", "", spec.doc, "", *_param_table(spec), "", *_ports(spec),
+    note = concept_note(spec.type)
+    lines = [f"## {spec.type}", "", spec.doc, "", *([note, ""] if note else []),
+             *_param_table(spec), "", *_ports(spec),
              f"- **Shape:** {spec.shape_doc or 'not documented.'}",
              _module_line(spec, ex, docs)]
     if ex is not None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
 
 from engine.graph import UNSET, Graph
 from engine.layers import REQUIRED, Param
+from engine.layers.notes import NOTES
 from engine.layers.spec import STR
 from engine.shapes import ShapeInference
 from widgets.theme import category_color, format_count, format_shape
@@ -458,6 +459,15 @@ class InspectorWidget(QScrollArea):
         col.setSpacing(2)
         col.addWidget(title)
         col.addWidget(doc)
+        note = NOTES.get(spec.type)
+        if note is not None:  # when to use it: the concept note's first part (engine.layers.notes)
+            when = QLabel(f"<i>When:</i> {note[0]}")
+            when.setObjectName("conceptNote")
+            when.setWordWrap(True)
+            when.setToolTip("Reference (top right) has the rest: the main parameter's effect, "
+                            "the ports, the shape rule")
+            self.concept_label = when
+            col.addWidget(when)
         row.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
         row.addLayout(col, 1)
         row.addWidget(more, 0, Qt.AlignmentFlag.AlignTop)

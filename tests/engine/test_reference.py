@@ -243,3 +243,17 @@ def test_generating_the_pages_loads_neither_torch_nor_qt():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_palette_layer_has_a_concept_note_naming_a_real_parameter():
+    from engine.layers import CATALOG
+    from engine.layers.notes import NOTES, concept_note
+
+    for type_, spec in CATALOG.items():
+        if not spec.in_palette:
+            continue
+        assert type_ in NOTES, f"{type_} has no concept note (engine/layers/notes.py)"
+        when, param, effect = NOTES[type_]
+        assert when.strip() and effect.strip(), type_
+        assert param is None or param in spec.param_names, (type_, param)
+        assert concept_note(type_) in reference.layer_entry(spec)  # the reference prints it
