@@ -112,8 +112,21 @@ class NodeItem(QGraphicsItem):
         if texts != self._texts or error != self.error or severity != self.severity:
             self._texts, self.error, self.severity = texts, error, severity
             self._relayout()
-            self.setToolTip(self._tooltip(info))
+            self._tip_info, self._tip_stale = info, True  # written when first hovered
             self.update()
+
+    def _fresh_tooltip(self) -> None:
+        if getattr(self, "_tip_stale", False):
+            self._tip_stale = False
+            self.setToolTip(self._tooltip(self._tip_info))
+
+    def hoverEnterEvent(self, event) -> None:
+        self._fresh_tooltip()  # before Qt asks for it (a 5,000-node graph opens without them)
+        super().hoverEnterEvent(event)
+
+    def toolTip(self) -> str:  # noqa: N802 - Qt's name
+        self._fresh_tooltip()
+        return super().toolTip()
 
     def _shape_text(self, info) -> str:
         if not info:
