@@ -140,6 +140,8 @@ def definition_problem(block: BlockDef) -> str | None:
         return "a block needs at least one Input node (its input port)"
     if len(block.outputs) != 1:
         return f"a block needs exactly one Output node; it has {len(block.outputs)}"
+    if not block.graph.in_edges(block.outputs[0]):
+        return f"nothing is wired to the block's Output ({block.outputs[0]})"
     return None
 
 

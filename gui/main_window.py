@@ -5,8 +5,6 @@ Panels added later (training) go through :meth:`MainWindow.add_panel`.
 """
 from __future__ import annotations
 
-import gc
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,9 +171,6 @@ class MainWindow(QMainWindow):
         self._tab_changed(self.tabs.currentIndex())
         self._update_title()
         self._update_status()
-        # the canvas items of a big graph are long-lived: keep Python's collector from walking
-        # all of them again and again (a pause of a fifth of a second at 5,000 nodes)
-        gc.freeze()
         self.document_changed.emit(document)
         QTimer.singleShot(0, self._fit_current)
 

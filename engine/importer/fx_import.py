@@ -137,7 +137,8 @@ def reopen_warnings(project) -> list[str]:
     from ..layers.opaque import FUNCTION_PREFIX
 
     captured, classes = [], set()
-    for graph in project.models.values():
+    graphs = [*project.models.values(), *(b.graph for b in project.blocks.values())]
+    for graph in graphs:
         for node in graph.nodes_of_type("Opaque"):
             module = node.params.get("module", "")
             if module.startswith(FUNCTION_PREFIX) and not node.params.get("graph"):
