@@ -466,7 +466,6 @@ class InspectorWidget(QScrollArea):
             when.setWordWrap(True)
             when.setToolTip("Reference (top right) has the rest: the main parameter's effect, "
                             "the ports, the shape rule")
-            self.concept_label = when
             col.addWidget(when)
         row.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
         row.addLayout(col, 1)

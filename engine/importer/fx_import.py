@@ -94,9 +94,10 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     graph, state, library = _with_blocks(flat, flat_state, builder, traced) if blocks else \
         (flat, flat_state, {})
     checked = all(n.params.get("shape") for n in graph.nodes_of_type("Input"))
+    diff = None
     if checked and library:
         try:
-            check_outputs(graph, state, module, label)
+            diff = check_outputs(graph, state, module, label)
         except ExportError as exc:  # the blocks are a convenience: never the reason to fail
             builder.notes.append(f"kept flat: the nested blocks did not check ({exc})")
             graph, state, library = flat, flat_state, {}
@@ -110,7 +111,8 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
         builder.notes.append(f"the module hierarchy became {len(library)} block definition(s) "
                              f"({', '.join(library)}); Edit → Expand Block opens one in place")
     if checked:
-        diff = check_outputs(graph, state, module, label)
+        if diff is None:  # the flat graph (the blocked one was checked above)
+            diff = check_outputs(graph, state, module, label)
         builder.notes.append(f"checked: the compiled graph gives the module's outputs "
                              f"(largest difference {diff:.2g})")
     return project, state
