@@ -75,11 +75,16 @@ class BlockDef:
         shape set from ``in_shapes``."""
         g = Graph(self.name)
         g.blocks = self.graph.blocks
-        for node in self.graph.nodes():
+        inputs = self.inputs
+        # the Inputs first, in port order: the compiled forward takes its arguments in the
+        # order the Input nodes come (engine.compiler), and the wires feed them in port order
+        nodes = [self.graph.node(i) for i in inputs] + \
+            [n for n in self.graph.nodes() if n.id not in set(inputs)]
+        for node in nodes:
             params = {k: _substitute(v, args, self.name, node.id, k)
                       for k, v in node.params.items()}
             if node.type == "Input":
-                params["shape"] = list(in_shapes[self.inputs.index(node.id)])
+                params["shape"] = list(in_shapes[inputs.index(node.id)])
             g.add_node(node.type, node.id, params, node.pos)
         for edge in self.graph.edges():
             g.connect(edge.src, edge.dst, edge.src_port, edge.dst_port)
@@ -323,6 +328,12 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
         what = ", ".join(f"{s}.{p}" if p != "out" else s for s, p in results) or "nothing"
         raise BlockError(f"the rest of the model must read exactly one result of the selection; "
                          f"it reads {what}")
+    for e in outgoing:  # a path that leaves the selection and comes back: not one block
+        back = ({e.dst} | graph.descendants(e.dst)) & inside
+        if back:
+            raise BlockError(f"the selection is not one piece: {e.src} → {e.dst} leaves it and "
+                             f"comes back into {sorted(back)[0]}; add {e.dst} to the selection "
+                             "or leave out what follows it")
     body = Graph(name)
     body.blocks = library
     xs = [n.pos[0] for n in map(graph.node, chosen) if n.pos]

@@ -46,6 +46,9 @@ class Project:
     path: Path | None = None
     # composite block definitions (engine.blocks.BlockDef by name), shared by every model
     blocks: dict = field(default_factory=dict)
+    # the run history's name when it is not the file's (a lesson's projects share one;
+    # engine.runs), not saved in the file
+    runs_stem: str | None = None
 
     @property
     def base_dir(self) -> Path:

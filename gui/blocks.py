@@ -45,6 +45,31 @@ def blocks_changed(document) -> None:
         signal.emit()
 
 
+def restore_library(library: dict, wanted: dict, kept: dict) -> None:
+    """Make ``library`` hold what the definitions ``wanted`` say, in their order, *in place*:
+    a definition that is there (or was there once: ``kept``, one dict per undo command) keeps
+    its :class:`BlockDef` object and graph, which is changed through the graph's own methods,
+    so an open block tab and the undo commands of edits made in it still point at the live
+    graph. ``kept`` gains every definition this touches or removes (a later redo reuses them).
+    """
+    current = dict(library)
+    library.clear()
+    for name, source in wanted.items():
+        target = current.get(name) or kept.get(name)
+        if target is None:
+            target = copy_block(source)
+        else:
+            if graph_to_dict(target.graph) != graph_to_dict(source.graph):
+                replace_graph(target.graph, source.graph)
+            target.params = copy.deepcopy(source.params)
+            target.description = source.description
+            target.extra = copy.deepcopy(source.extra)
+        target.graph.blocks = library
+        library[name] = kept[name] = target
+    for name, block in current.items():
+        kept.setdefault(name, block)
+
+
 def _library_copy(library: dict, live: dict | None = None) -> dict:
     """Copies of the definitions, their graphs pointing at ``live`` (default: ``library``)."""
     copies = {name: copy_block(block) for name, block in library.items()}
@@ -65,6 +90,7 @@ class BlockEdit(QUndoCommand):
         self.before = (copy.deepcopy(graph_to_dict(graph)), _library_copy(library))
         self.after = None
         self.selection: list[str] = []
+        self.kept: dict = {}  # the BlockDef objects this step touched (kept for undo and redo)
 
     def redo(self) -> None:
         graph, library = self.document.graph(self.model), self.document.project.blocks
@@ -82,8 +108,7 @@ class BlockEdit(QUndoCommand):
     def _apply(self, state) -> None:
         data, blocks = state
         graph, library = self.document.graph(self.model), self.document.project.blocks
-        library.clear()
-        library.update(_library_copy(blocks, library))
+        restore_library(library, blocks, self.kept)
         problems: list = []
         source = _parse_model(graph.name, copy.deepcopy(data), problems)
         source.blocks = library
@@ -96,13 +121,18 @@ class AddBlockDefinition(Command):
     def __init__(self, document, name: str, parent: Command | None = None):
         super().__init__(f"Add block {name}", parent)
         self.document, self.name = document, name
-        self.added: list[str] = []
+        self.added: dict = {}  # name → the BlockDef added (the same object on every redo)
 
     def redo(self) -> None:
         library = self.document.project.blocks
-        before = set(library)
-        add_bundled(library, self.name)
-        self.added = [n for n in library if n not in before]
+        if not self.added:
+            before = set(library)
+            add_bundled(library, self.name)
+            self.added = {n: b for n, b in library.items() if n not in before}
+        else:
+            for name, block in self.added.items():
+                block.graph.blocks = library
+                library.setdefault(name, block)
         blocks_changed(self.document)
 
     def undo(self) -> None:

@@ -45,7 +45,7 @@ class Document(QObject):
             name: ShapeInference(graph, self.input_shapes)
             for name, graph in project.models.items()}
         self.block_shapes: dict[str, ShapeInference] = {}  # open block definitions
-        self._block_hooks: list = []
+        self._block_hooks: dict[str, list] = {}  # per open block definition
         self._block_timer = QTimer(self, singleShot=True, interval=0)
         self._block_timer.timeout.connect(self._blocks_follow)
         self._forced_dirty = False
@@ -106,27 +106,41 @@ class Document(QObject):
         block = self.project.blocks[name]
         shapes = self.block_shapes.get(name)
         if shapes is None or shapes.graph is not block.graph:
-            if shapes is not None:
-                shapes.detach()
-            shapes = self.block_shapes[name] = ShapeInference(block.graph, {})
+            self.forget_block(name)
+            shapes = self.block_shapes[name] = ShapeInference(
+                block.graph, {}, params_of=self._instance_params(name))
+            hooks = self._block_hooks[name] = []
             for event in STRUCTURE_EVENTS + ("params_changed",):
                 hook = (getattr(block.graph.events, event), self._block_edited)
                 hook[0].connect(hook[1])
-                self._block_hooks.append(hook)
+                hooks.append(hook)
+            return shapes
         self.refresh_block(name)
         return shapes
 
-    def refresh_block(self, name: str) -> None:
-        """Infer an open block definition again with its first instance's current values."""
+    def forget_block(self, name: str) -> None:
+        """Stop inferring and following a block definition (its tab closed, or it is gone)."""
+        shapes = self.block_shapes.pop(name, None)
+        if shapes is not None:
+            shapes.detach()
+        for event, callback in self._block_hooks.pop(name, []):
+            event.disconnect(callback)
+
+    def _instance_params(self, name: str):
+        """``params_of`` inferring block ``name`` as its first instance sees it."""
         from engine.blocks import first_instance, instance_params
 
+        graphs = {m: (g, self.shapes[m]) for m, g in self.project.models.items()}
+        args, ins = first_instance(self.project.blocks, graphs, name)
+        return instance_params(self.project.blocks[name], args, ins)
+
+    def refresh_block(self, name: str) -> None:
+        """Infer an open block definition again with its first instance's current values."""
         shapes = self.block_shapes.get(name)
         block = self.project.blocks.get(name)
         if shapes is None or block is None or shapes.graph is not block.graph:
             return
-        graphs = {m: (g, self.shapes[m]) for m, g in self.project.models.items()}
-        args, ins = first_instance(self.project.blocks, graphs, name)
-        shapes.params_of = instance_params(block, args, ins)
+        shapes.params_of = self._instance_params(name)
         shapes.run_all()
 
     def _block_edited(self, *_args) -> None:
@@ -196,9 +210,8 @@ class Document(QObject):
         for event, callback in self._hooks:
             event.disconnect(callback)
         self._hooks = []
-        for event, callback in self._block_hooks:
-            event.disconnect(callback)
-        self._block_hooks = []
-        for shapes in [*self.shapes.values(), *self.block_shapes.values()]:
+        for name in list(self.block_shapes):
+            self.forget_block(name)
+        for shapes in self.shapes.values():
             shapes.detach()
         self.undo_stack.clear()

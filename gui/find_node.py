@@ -78,6 +78,8 @@ class FindNode(QDialog):
         self.edit.setFocus()
 
     def _filter(self, needle: str) -> None:
+        canvas = self.window_.current_canvas()  # read again: the graph may have changed
+        self._rows = node_rows(canvas.graph, canvas.shapes) if canvas is not None else []
         found = [r for r in self._rows if matches(r[1], needle)] if needle.strip() else \
             list(self._rows)
         self.hits.clear()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QTabWidget,
-                               QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QTabBar,
+                               QTabWidget, QWidget)
 
 from engine.graph import Graph
 from engine.project import ProjectError
@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.setTabBarAutoHide(True)
         self.tabs.currentChanged.connect(self._tab_changed)
+        self.tabs.tabCloseRequested.connect(self._tab_close_requested)
         self.setCentralWidget(self.tabs)
 
     def _build_docks(self) -> None:
@@ -202,7 +203,17 @@ class MainWindow(QMainWindow):
         scene.node_double_clicked.connect(self._node_double_clicked)
         shapes.updated.connect(self._shapes_updated)
         title = f"▣ {model[len(BLOCK_TAB):]}" if model.startswith(BLOCK_TAB) else model
-        self.tabs.addTab(view, title)
+        index = self.tabs.addTab(view, title)
+        if model.startswith(BLOCK_TAB):  # a definition's tab closes; a model's tab does not
+            self.tabs.setTabsClosable(True)
+            bar = self.tabs.tabBar()
+            for i in range(self.tabs.count()):
+                if not self._tab_model(i).startswith(BLOCK_TAB):
+                    for side in (QTabBar.ButtonPosition.LeftSide,
+                                 QTabBar.ButtonPosition.RightSide):
+                        bar.setTabButton(i, side, None)
+            self.tabs.setTabToolTip(index, f"Block {title[2:]}: its definition, shared by every "
+                                    "Block node that uses it")
 
     def open_block_tab(self, name: str) -> None:
         """Show block ``name``'s definition in its own tab, to edit every instance at once."""
@@ -225,6 +236,17 @@ class MainWindow(QMainWindow):
         self.tabs.removeTab(self.tabs.indexOf(canvas.view))
         canvas.view.deleteLater()
         canvas.scene.deleteLater()
+        if model.startswith(BLOCK_TAB):
+            self.document.forget_block(model[len(BLOCK_TAB):])
+
+    def _tab_model(self, index: int) -> str:
+        widget = self.tabs.widget(index)
+        return next((m for m, c in self.canvases.items() if c.view is widget), "")
+
+    def _tab_close_requested(self, index: int) -> None:
+        model = self._tab_model(index)
+        if model.startswith(BLOCK_TAB):
+            self._close_canvas(model)
 
     def _blocks_changed(self) -> None:
         """Close a definition's tab once that definition is gone or was put back by an undo."""

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHB
 
 from engine import runs as runs_api
 from engine.project import ProjectError, parse_project, project_to_dict
-from gui.blocks import blocks_changed
+from gui.blocks import blocks_changed, restore_library
 from gui.commands import replace_graph
 from gui.training.commands import refresh_input_shapes
 from gui.training.install import FIT_DELAY_MS, VIEWS_HEIGHT
@@ -673,6 +673,7 @@ class RestoreProject(QUndoCommand):
         self.old = copy.deepcopy(project_to_dict(document.project))
         self.new = copy.deepcopy(snapshot)
         parse_project(copy.deepcopy(self.new), "the run's project")  # ProjectError now, not later
+        self.kept: dict = {}  # block definitions put back in place (gui.blocks.restore_library)
 
     def redo(self) -> None:
         self._apply(self.new)
@@ -683,10 +684,8 @@ class RestoreProject(QUndoCommand):
     def _apply(self, data: dict) -> None:
         parsed = parse_project(copy.deepcopy(data), "the run's project")
         project = self.document.project
-        project.blocks.clear()  # the run's block definitions (engine.blocks) come back too
-        project.blocks.update(parsed.blocks)
-        for block in project.blocks.values():
-            block.graph.blocks = project.blocks
+        # the run's block definitions (engine.blocks) come back too, in place
+        restore_library(project.blocks, parsed.blocks, self.kept)
         for name, graph in project.models.items():
             replace_graph(graph, parsed.models[name])
         project.dataset = copy.deepcopy(parsed.dataset)

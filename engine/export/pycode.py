@@ -144,6 +144,8 @@ def render_model(job: ExportJob, classes: dict[str, str]) -> str:
         head[3:3] = ["from typing import Optional", ""]
     if pyg:
         head.append("import torch_geometric.nn as pyg")
+    for text in helpers.values():  # a block's or captured op's forward may use them too
+        needs_math |= _global_names(ast.parse(text)) & {"inf", "nan"}
     if needs_math:
         head.insert(3, f"from math import {', '.join(sorted(needs_math))}")
     parts = ["\n".join(head)] + [text.rstrip() for text in helpers.values()]
@@ -188,7 +190,7 @@ def _block_class(call, module, taken: dict, used: dict) -> str:
                           for i in found.block.inputs)
     marker = f"# block {found.block.name!r}" + (f" ({args})" if args else "") + \
         f", input {inputs}\n"
-    for name, text in used.items():
+    for name, text in taken.items():  # the same block and values: one class, in any model
         if text.startswith(marker):
             return name
     base, i = _class_name(found.block.name), 1

@@ -136,10 +136,13 @@ def nested_state(graph, flat_state: dict, instances: dict) -> dict:
 
     reserved = _reserved_names()
     where: dict[str, str] = {}
+    known: dict[int, tuple] = {}  # id(graph) -> (graph, its attribute names), each made once
 
     def attrs(g) -> dict[str, str]:
-        return _unique_attrs(g.node_ids(), reserved=reserved,
-                             arguments={n.id for n in g.nodes_of_type("Input")})
+        if id(g) not in known:
+            known[id(g)] = (g, _unique_attrs(g.node_ids(), reserved=reserved,
+                                             arguments={n.id for n in g.nodes_of_type("Input")}))
+        return known[id(g)][1]
 
     def walk(g, node_id: str, original: str, prefix: str) -> None:
         path = prefix + attrs(g)[node_id]

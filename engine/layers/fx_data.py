@@ -189,6 +189,7 @@ def decode(text: str):
             raise ValueError(f"the captured graph has a node of unknown kind {op!r}")
         target = resolve_function(entry["target"]) if op == "call_function" else \
             entry["target"]
+        _check_node(op, target, args, data)
         env[name] = graph.create_node(op, target, args, kwargs, name=name)
     graph.lint()
     return fx.GraphModule(root, graph, class_name="Captured")
@@ -234,12 +235,42 @@ def resolve_function(path: str):
     raise NotEncodable(f"no function {path}")
 
 
+# Tensor methods that take a function or reach outside the tensor's values
+_DENIED_METHODS = {"apply_", "map_", "map2_", "register_hook", "backward",
+                   "register_post_accumulate_grad_hook", "share_memory_", "pin_memory",
+                   "storage", "untyped_storage", "data_ptr", "tolist", "numpy", "cuda", "to_sparse"}
+
+
+def _check_node(op: str, target, args: tuple, data: dict) -> None:
+    """Refuse a node that is not a plain tensor operation on the graph's own values."""
+    import torch
+
+    if op == "call_method":
+        if not isinstance(target, str) or target.startswith("_") or \
+                target in _DENIED_METHODS or not callable(getattr(torch.Tensor, target, None)):
+            raise ValueError(f"the captured graph calls {target!r}, which is not a tensor "
+                             "method a project file may call")
+    elif op == "call_function" and target is getattr:
+        if len(args) < 2 or not isinstance(args[1], str) or args[1].startswith("_"):
+            raise ValueError("the captured graph reads an attribute a project file may not "
+                             f"read ({args[1:2]!r})")
+    elif op == "get_attr":
+        known = {*data.get("tensors", {}), *data.get("constants", {})}
+        if target not in known:
+            raise ValueError(f"the captured graph reads {target!r}, which it does not hold")
+    elif op == "call_module" and target not in data.get("modules", {}):
+        raise ValueError(f"the captured graph calls the module {target!r}, which it does not "
+                         "hold")
+
+
 def _set_tensor(root, target: str, entry: dict) -> None:
     import numpy as np
     import torch
 
-    dtype = getattr(torch, entry["dtype"])
-    shape = tuple(entry["shape"])
+    dtype = getattr(torch, str(entry["dtype"]), None)
+    if not isinstance(dtype, torch.dtype) or str(entry["dtype"]).startswith("_"):
+        raise ValueError(f"the captured tensor {target} has no dtype {entry['dtype']!r}")
+    shape = tuple(int(d) for d in entry["shape"])
     if "data" in entry:
         raw = np.frombuffer(base64.b64decode(entry["data"]), dtype=np.uint8).copy()
         value = torch.from_numpy(raw).view(dtype).reshape(shape).clone() if raw.size else \
@@ -277,12 +308,15 @@ def _decode_value(value, env: dict):
         return Ellipsis
     if tag == "$float":
         return float(inner)
-    if tag == "$dtype":
-        return getattr(torch, inner)
+    if tag in ("$dtype", "$memory_format"):
+        kind = torch.dtype if tag == "$dtype" else torch.memory_format
+        found = getattr(torch, inner, None) if isinstance(inner, str) and \
+            not inner.startswith("_") else None
+        if not isinstance(found, kind):
+            raise ValueError(f"the captured graph names {inner!r} as a {tag[1:]}; it is not one")
+        return found
     if tag == "$device":
         return torch.device(inner)
-    if tag == "$memory_format":
-        return getattr(torch, inner)
     if tag == "$dict":
         return {k: _decode_value(v, env) for k, v in inner.items()}
     raise ValueError(f"the captured graph has an unknown value tag {tag!r}")

@@ -77,7 +77,8 @@ def rebuild_captured(path: str, graph: str):
 
     try:
         return decode(graph)
-    except (ValueError, NotEncodable, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, NotEncodable, KeyError, TypeError, AttributeError,
+            RuntimeError) as exc:  # RuntimeError: torch refusing a tensor's bytes or shape
         raise ShapeError(f"the operation `{path[len(FUNCTION_PREFIX):]}` cannot be rebuilt "
                          f"from its graph: {_first_line(exc)}") from None
 

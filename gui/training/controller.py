@@ -37,7 +37,7 @@ def snapshot_project(project):
     """An independent copy of ``project`` (graphs included) at the same path."""
     copy = parse_project(project_to_dict(project), str(project.path or project.name))
     copy.path = project.path
-    if getattr(project, "runs_stem", None):  # a lesson's shared run history (gui.lessons)
+    if project.runs_stem:  # a lesson's shared run history (gui.lessons)
         copy.runs_stem = project.runs_stem
     return copy
 

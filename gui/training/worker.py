@@ -65,7 +65,7 @@ class TrainingWorker(QObject):
         from engine.runs import RunRecorder
 
         # a lesson's runs share one history: each is named after its project (the legend)
-        name = self.project.name if getattr(self.project, "runs_stem", None) else None
+        name = self.project.name if self.project.runs_stem else None
         self.recorder = RunRecorder(self.project, source="window", name=name)
         trainer = Trainer(self.project, device=self.device, epochs=self.epochs,
                           callbacks=self.callbacks + self._tensorboard() + [self.recorder],

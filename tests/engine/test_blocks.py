@@ -3,6 +3,7 @@ block graph computes what the flat graph computes with the same weights, files s
 byte-stable, the Python export writes a class per block and runs alone."""
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -234,3 +235,61 @@ def test_editing_an_inner_block_changes_the_block_around_it():
     inner.set_param("conv1", "kernel_size", 1)
     inner.set_param("conv1", "padding", 0)
     assert infer_shapes(graph).info["d"].stats.params == 8 * 8 + 8 + 8 * 8 * 9 + 8
+
+
+def test_a_block_takes_its_inputs_in_port_order_whatever_order_its_inputs_were_added():
+    """ports.in says b then a; the Input nodes were added a then b. Compiled, expanded and
+    inferred, the first wire feeds b."""
+    block = {"nodes": [{"id": "a", "type": "Input"}, {"id": "b", "type": "Input"},
+                       {"id": "cat", "type": "Concat", "params": {"dim": 1}},
+                       {"id": "y", "type": "Output"}],
+             "edges": [{"from": "b", "to": "cat"}, {"from": "a", "to": "cat"},
+                       {"from": "cat", "to": "y"}],
+             "ports": {"in": ["b", "a"], "out": ["y"]}}
+    data = {"format": "layerlab-project", "version": 1, "name": "order",
+            "blocks": {"join": block}, "models": {"model": {
+                "nodes": [{"id": "x1", "type": "Input", "params": {"shape": [2]}},
+                          {"id": "x2", "type": "Input", "params": {"shape": [3]}},
+                          {"id": "j", "type": "Block", "params": {"block": "join"}},
+                          {"id": "y", "type": "Output"}],
+                "edges": [{"from": "x1", "to": "j"}, {"from": "x2", "to": "j"},
+                          {"from": "j", "to": "y"}]}}}
+    project = parse_project(data)
+    graph = project.models["model"]
+    shapes = infer_shapes(graph)
+    assert shapes.info["j"].out_shape == (5,)
+    x1, x2 = torch.arange(2.0).unsqueeze(0), 10 + torch.arange(3.0).unsqueeze(0)
+    blocked = compile_model(graph, shapes)(x1, x2)
+    assert blocked.tolist() == [[0.0, 1.0, 10.0, 11.0, 12.0]]  # b (fed by x1) first
+    expand_block(graph, "j")
+    assert compile_model(graph)(x1, x2).tolist() == blocked.tolist()
+
+
+def test_make_block_refuses_a_selection_a_path_leaves_and_reenters():
+    # b reads a and feeds both the Output and c; c (a dead end) is selected with a
+    data = project_with({}, [{"id": "a", "type": "ReLU"}, {"id": "b", "type": "Tanh"},
+                             {"id": "c", "type": "Sigmoid"}],
+                        chain("x", "a", "b", "y") + [{"from": "b", "to": "c"}])
+    project = parse_project(data)
+    graph = project.models["model"]
+    before = dumps_project(project)
+    library: dict = {}
+    with pytest.raises(BlockError, match="not one piece: a → b leaves it and comes back into c"):
+        make_block(graph, ["a", "c"], "gap", library)
+    assert not library and dumps_project(project) == before
+
+
+def test_a_block_used_alone_and_inside_another_is_exported_as_one_class(tmp_path):
+    outer = {"nodes": [{"id": "x", "type": "Input"},
+                       {"id": "inner", "type": "Block", "params": {"block": "residual"}},
+                       {"id": "act", "type": "ReLU"}, {"id": "y", "type": "Output"}],
+             "edges": chain("x", "inner", "act", "y")}
+    data = project_with({"residual": RESIDUAL, "outer": outer},
+                        [{"id": "b1", "type": "Block", "params": {"block": "residual"}},
+                         {"id": "b2", "type": "Block", "params": {"block": "outer"}},
+                         {"id": "flat", "type": "Flatten"}], chain("x", "b1", "b2", "flat", "y"))
+    result = export_model(parse_project(data), "python", tmp_path / "py", untrained=True)
+    assert result.checks["max_abs_diff"] < 1e-6
+    source = (tmp_path / "py" / "model.py").read_text()
+    assert source.count("class Residual(") == 1 and "class Residual2(" not in source
+    assert "self.inner = Residual()" in source and "self.b1 = Residual()" in source

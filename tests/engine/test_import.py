@@ -419,6 +419,30 @@ def test_a_saved_capture_may_call_only_tensor_operations():
     assert "os.system is not a tensor operation a project file may call" in errors["transpose"]
 
 
+@pytest.mark.parametrize("tamper, message", [
+    (lambda call: call.update(target="__class__"), "calls '__class__', which is not a tensor"),
+    (lambda call: call.update(target="apply_"), "calls 'apply_', which is not a tensor"),
+    (lambda call: call.update(op="call_function", target="builtins.getattr",
+                              args=[call["args"][0], "__dict__"]), "reads an attribute"),
+    (lambda call: call.update(args=[call["args"][0], {"$dtype": "Tensor"}]),
+     "names 'Tensor' as a dtype; it is not one"),
+    (lambda call: call.update(op="get_attr", target="training", args=[]),
+     "reads 'training', which it does not hold"),
+])
+def test_a_saved_capture_calls_only_tensor_methods_on_its_own_values(tamper, message):
+    import json
+
+    project, _ = import_module(randomized(Mixed()), (3, 6))
+    node = project.models["model"].node("transpose")
+    graph = json.loads(node.params["graph"])
+    tamper(next(n for n in graph["nodes"] if n["op"] == "call_method"))
+    node.params["graph"] = json.dumps(graph)
+    text = dumps_project(project)
+    forget_session(project)
+    errors = infer_shapes(loads_project(text).models["model"]).errors()
+    assert message in errors["transpose"] and "cannot be rebuilt" in errors["transpose"]
+
+
 def test_a_factory_or_a_class_with_literal_arguments_is_imported(tmp_path):
     source = tmp_path / "zoo.py"
     source.write_text(textwrap.dedent("""

@@ -221,3 +221,48 @@ def test_double_click_opens_the_definition_and_an_edit_there_changes_every_insta
     window.undo()
     qtbot.waitUntil(lambda: canvas.shapes.info["s2"].stats.params == 72)
     assert "bias" not in window.document.project.blocks["stage"].graph.node("fc").params
+
+
+def test_undoing_a_block_edit_keeps_the_open_definition_live(qtbot):
+    """An undo of Expand puts the definitions back in place: the open block tab, and the undo
+    steps of edits made in it, still act on the project's own definition."""
+    window = open_window(qtbot, two_instance_project())
+    canvas = window.current_canvas()
+    window.open_block_tab("stage")
+    tab = window.current_canvas()
+    definition = window.document.project.blocks["stage"]
+    tab.scene.select_nodes(["fc"])
+    box = window.inspector.editors["bias"].editor
+    box.setFocus()
+    qtbot.keyClick(box, Qt.Key.Key_Space)  # bias off, in the definition's tab
+    assert definition.graph.node("fc").params["bias"] is False
+    window.tabs.setCurrentWidget(canvas.view)
+    canvas.scene.select_nodes(["s2"])
+    qtbot.keyClick(canvas.view, Qt.Key.Key_B, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert "s2" not in canvas.graph and canvas.graph.node("s2_fc").params["bias"] is False
+    window.undo()  # the expand
+    assert window.document.project.blocks["stage"] is definition
+    assert "block:stage" in window.canvases and window.canvases["block:stage"].graph is \
+        definition.graph
+    window.undo()  # the bias edit made in the tab
+    assert "bias" not in definition.graph.node("fc").params
+    qtbot.waitUntil(lambda: canvas.shapes.info["s2"].stats.params == 72)
+    window.redo()
+    window.redo()
+    assert definition.graph.node("fc").params["bias"] is False
+    assert canvas.graph.node("s2_fc").params["bias"] is False
+
+
+def test_a_definition_tab_closes_with_its_close_button(qtbot):
+    window = open_window(qtbot, two_instance_project())
+    window.open_block_tab("stage")
+    bar = window.tabs.tabBar()
+    index = window.tabs.currentIndex()
+    assert bar.tabButton(0, bar.ButtonPosition.RightSide) is None  # a model's tab stays
+    button = bar.tabButton(index, bar.ButtonPosition.RightSide)
+    assert button is not None
+    qtbot.mouseClick(button, LEFT)
+    assert "block:stage" not in window.canvases and window.tabs.count() == 1
+    assert "stage" not in window.document.block_shapes  # no longer inferred
+    window.open_block_tab("stage")  # and opens again
+    assert window.current_canvas().model == "block:stage"
