@@ -31,14 +31,13 @@ import importlib
 import math
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from engine.data.augment import Augment
 from engine.data.common import Rule, check_value, fail
-from engine.errors import DataError
 
 CONTRACT_READY = True  # helpers integrating against this contract poll for this line
 

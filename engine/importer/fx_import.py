@@ -36,6 +36,7 @@ from ..errors import ExportError, LayerlabError
 from ..graph import Graph
 from ..layers import ShapeError, get_spec
 from ..project import Project
+from .regions import batch_regions
 
 _SIZE_METHODS = {"size", "dim", "numel"}
 _SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda"}
@@ -77,13 +78,22 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     """
     from .opaque import class_path
 
+    from .onnx_convert import check_with_onnxruntime, is_onnx_source
+
     module, label = load_source(source)
+    onnx_shapes = getattr(module, "onnx_sample_shapes", None) if is_onnx_source(source) \
+        else None
+    if onnx_shapes is not None and example_input_shape is None:
+        example_input_shape = onnx_shapes or None  # the file's own sample shapes
     module = _prepared(module, weights, label)
     traced = trace(module, label)
     input_shapes = _input_shapes(example_input_shape, traced)
     forced: set[str] = set()
+    traced.graph.eliminate_dead_code()
+    traced.recompile()
+    regions = batch_regions(traced, input_shapes)
     for _ in range(MAX_REBUILDS):
-        builder = _Builder(traced, input_shapes, forced)
+        builder = _Builder(traced, input_shapes, forced, regions)
         graph = builder.build()
         misfits = builder.misfits() - forced
         if not misfits:
@@ -115,6 +125,17 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
             diff = check_outputs(graph, state, module, label)
         builder.notes.append(f"checked: the compiled graph gives the module's outputs "
                              f"(largest difference {diff:.2g})")
+    if onnx_shapes is not None:
+        shapes = {n.id: n.params["shape"] for n in graph.nodes_of_type("Input")
+                  if n.params.get("shape")}
+        runtime = check_with_onnxruntime(source, module, shapes) \
+            if len(shapes) == len(graph.nodes_of_type("Input")) else None
+        if runtime is not None and runtime > TOLERANCE:
+            raise ExportError(f"{label}: the converted model differs from onnxruntime on the "
+                              f"file by {runtime:.3g}; it is not imported")
+        if runtime is not None:
+            builder.notes.append(f"checked against onnxruntime on the file (largest "
+                                 f"difference {runtime:.2g})")
     return project, state
 
 
@@ -167,8 +188,14 @@ def load_source(source) -> tuple:
     ``file.py:Net(width=32)``."""
     import torch.nn as nn
 
+    from .onnx_convert import is_onnx_source, onnx_module
+
     if isinstance(source, nn.Module):
         return source, type(source).__name__
+    if is_onnx_source(source):
+        module, shapes = onnx_module(source)
+        module.onnx_sample_shapes = shapes
+        return module, Path(str(source)).name
     if isinstance(source, type) and issubclass(source, nn.Module):
         return _instantiate(source, source.__name__), source.__name__
     text = str(source) if isinstance(source, (str, Path)) else ""
@@ -387,8 +414,13 @@ def _first_line(exc: BaseException) -> str:
 class _Builder:
     """Walks a traced GraphModule and builds the Layerlab graph, node by node."""
 
-    def __init__(self, traced, input_shapes: dict, forced: frozenset | set = frozenset()):
+    def __init__(self, traced, input_shapes: dict, forced: frozenset | set = frozenset(),
+                 regions: dict | None = None):
         from ..compiler import _reserved_names
+
+        # stretches where the batch is not first: {exit node: its nodes} (importer.regions)
+        self.regions = regions or {}
+        self.in_region = {n for nodes in self.regions.values() for n in nodes[:-1]}
 
         self.forced = forced  # traced operations kept opaque although a layer matches them
         self.mapped_calls: dict[str, str] = {}  # node id -> the traced operation it maps
@@ -409,7 +441,9 @@ class _Builder:
         _refuse_inplace(graph)
         graph.eliminate_dead_code()
         for node in list(graph.nodes):
-            if node not in self.handled:
+            if node in self.regions:
+                self._opaque_call(self.regions[node], name=self.regions[node][0].name)
+            elif node not in self.handled and node not in self.in_region:
                 getattr(self, f"_{node.op}")(node)
         self._note_shared_modules()
         return self.graph

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import operator
 
 import torch
 import torch.fx as fx
@@ -112,17 +113,23 @@ def capture(nodes: list[fx.Node], owner: fx.GraphModule, tensor_of) -> tuple:
                 env[value] = g.node_copy(value, arg)
         return env[value]
 
+    modules: dict[str, str] = {}  # owner's submodule -> its name here: m, m1, m2...
     for node in nodes:
         if node.op == "call_module":  # a copy: probing it must not switch the model's mode
-            root.add_module("m", copy.deepcopy(owner.get_submodule(node.target)))
-            keys.update({f"m.{k}": f"{node.target}.{k}"
-                         for k in owner.get_submodule(node.target).state_dict()})
-            env[node] = g.call_module("m", map_arg(node.args, arg), map_arg(node.kwargs, arg))
+            if node.target not in modules:
+                name = modules[node.target] = "m" if not modules else f"m{len(modules)}"
+                root.add_module(name, copy.deepcopy(owner.get_submodule(node.target)))
+                keys.update({f"{name}.{k}": f"{node.target}.{k}"
+                             for k in owner.get_submodule(node.target).state_dict()})
+            env[node] = g.call_module(modules[node.target], map_arg(node.args, arg),
+                                      map_arg(node.kwargs, arg))
         else:
             env[node] = g.node_copy(node, arg)
     g.output(env[nodes[-1]])
     module = fx.GraphModule(root, g, class_name="Captured")
-    return module, inputs, keys, FUNCTION_PREFIX + describe(nodes)
+    text = describe(nodes) if len(nodes) <= 2 or all(
+        n.target is operator.getitem for n in nodes[1:]) else describe_stretch(nodes)
+    return module, inputs, keys, FUNCTION_PREFIX + text
 
 
 def _copy_attr(g: fx.Graph, root: nn.Module, owner, target: str, keys: dict) -> fx.Node:
@@ -165,6 +172,18 @@ def describe(nodes: list[fx.Node]) -> str:
     else:
         text = f"{_function_name(node.target)}({args})"
     return text + "".join(f"[{_text(n.args[1])}]" for n in nodes[1:])
+
+
+def describe_stretch(nodes: list[fx.Node]) -> str:
+    """One line for several operations captured together (a stretch with the batch moved)."""
+    names = []
+    for node in nodes:
+        name = node.target if node.op in ("call_method", "call_module") else \
+            getattr(node.target, "__name__", str(node.target))
+        if name not in names:
+            names.append(str(name))
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return f"{len(nodes)} operations where the batch is not first ({shown})"
 
 
 def _function_name(fn) -> str:

@@ -3,7 +3,6 @@ block graph computes what the flat graph computes with the same weights, files s
 byte-stable, the Python export writes a class per block and runs alone."""
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys

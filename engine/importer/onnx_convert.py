@@ -1,0 +1,1123 @@
+"""An ONNX file as a PyTorch module, so that it imports like any other model.
+
+:func:`onnx_module` reads the file with ``onnx`` and writes its graph as a ``torch.fx``
+GraphModule: each ``Conv``, ``Gemm``, ``BatchNormalization``... becomes the ``torch.nn`` module it
+stands for, holding the file's weights (so the importer maps it onto a catalog layer), and the
+other operators become the torch operations that compute them (``Reshape`` → ``x.reshape``,
+``Concat`` → ``torch.cat``). Shape arithmetic (``Shape`` → ``Gather`` → ``Concat`` → ``Reshape``,
+as ``x.view(x.size(0), -1)`` exports) is followed as Python values: the sizes the file fixes
+become numbers, the batch size stays read from the input, so the module runs on any batch.
+
+Why not onnx2torch: it imports torchvision, whose compiled operators do not load beside the
+torch build Layerlab pins, so the import would fail before reading a single node.
+
+An operator outside :data:`OPS` (or an attribute value the mapping does not cover) stops the
+import with a message naming the node and the operator; nothing is guessed. The module is
+checked against onnxruntime on a random input (:func:`check_with_onnxruntime`).
+"""
+from __future__ import annotations
+
+import operator
+import re
+from pathlib import Path
+
+from ..errors import ExportError
+
+ONNX_SUFFIX = ".onnx"
+
+
+def is_onnx_source(source) -> bool:
+    return isinstance(source, (str, Path)) and str(source).lower().endswith(ONNX_SUFFIX) and \
+        ":" not in Path(str(source)).name
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class _Unsupported(Exception):
+    """An ONNX node this converter cannot write; the message says what."""
+
+
+# -- reading the file ---------------------------------------------------------------------------
+def onnx_module(path):
+    """(GraphModule, {input name: shape of one sample}) for the ONNX file ``path``; ExportError
+    naming the file (and the node) for anything that cannot be converted."""
+    import onnx
+
+    path = Path(path)
+    label = path.name
+    if not path.is_file():
+        raise ExportError(f"{path}: there is no such ONNX file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file, in any way
+        raise ExportError(f"{label}: not a readable ONNX model ({_first_line(exc)})") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 9:
+        raise ExportError(f"{label}: opset {opset} is older than Layerlab reads (9 and later)")
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - ranks then come from the values themselves
+        pass
+    converter = _Converter(model, opset, label)
+    missing = [o for n in model.graph.node for o in n.output if o and (
+        o not in converter.ranks or any(not isinstance(d, int) for d in converter.ranks[o]))]
+    if missing:  # shape inference left sizes open (``unk__3``): run the file to see them
+        for name, dims in _probed_dims(model, missing).items():
+            known = converter.ranks.get(name)
+            if known is not None and len(known) == len(dims):  # the file's batch names stay
+                dims = [d if isinstance(d, int) else k for k, d in zip(known, dims)]
+            converter.ranks[name] = dims
+    return converter.convert(), converter.sample_shapes
+
+
+def _probed_dims(model, names: list[str]) -> dict[str, list]:
+    """Dims of ``names`` from running the file at batch 2 and 3 with onnxruntime (a dim that
+    follows the batch is symbolic); {} when it cannot run."""
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in names:
+        probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    inits = {i.name for i in model.graph.initializer}
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        runs = []
+        for batch in (2, 3):
+            feeds = {}
+            for info in model.graph.input:
+                if info.name in inits:
+                    continue
+                dims = [d.dim_value if d.HasField("dim_value") else batch
+                        for d in info.type.tensor_type.shape.dim]
+                kind = info.type.tensor_type.elem_type
+                feeds[info.name] = np.ones(dims, np.int64) if kind == 7 else \
+                    np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+            outputs = session.run(names, feeds)
+            runs.append([np.shape(o) for o in outputs])
+    except Exception:  # noqa: BLE001 - a file onnxruntime cannot run: no more ranks
+        return {}
+    found = {}
+    for name, a, b in zip(names, *runs):
+        if len(a) == len(b):
+            found[name] = [p if p == q else "?" for p, q in zip(a, b)]
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _decode(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _Converter:
+    def __init__(self, model, opset: int, label: str):
+        import torch.fx as fx
+        import torch.nn as nn
+        from onnx import numpy_helper
+
+        self.model, self.opset, self.label = model, opset, label
+        self.graph = fx.Graph()
+        self.root = nn.Module()
+        self.tracer = fx.proxy.GraphAppendingTracer(self.graph)
+        g = model.graph
+        self.consts: dict = {}  # ONNX name -> torch tensor known before running
+        for init in g.initializer:
+            self.consts[init.name] = self._tensor(numpy_helper.to_array(init))
+        self.env: dict = {}  # ONNX name -> Proxy | tensor | shape list | number
+        self.ranks: dict[str, list] = {}  # ONNX name -> its dims (int or symbolic name)
+        for info in [*g.input, *g.value_info, *g.output]:
+            dims = self._dims(info)
+            if dims is not None:
+                self.ranks[info.name] = dims
+        self.names: set[str] = set()
+        self.attrs_made: dict[str, object] = {}  # constant tensors registered once each
+        self.consumers: dict[str, int] = {}
+        for node in g.node:
+            for name in node.input:
+                self.consumers[name] = self.consumers.get(name, 0) + 1
+        for out in g.output:
+            self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
+        self.fused: set[str] = set()  # Add nodes folded into the MatMul before them
+        self.sample_shapes: dict[str, list[int]] = {}
+
+    @staticmethod
+    def _tensor(array):
+        import numpy as np
+        import torch
+
+        array = np.array(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        return torch.from_numpy(array.copy())
+
+    @staticmethod
+    def _dims(info):
+        kind = info.type.WhichOneof("value")
+        if kind != "tensor_type" or not info.type.tensor_type.HasField("shape"):
+            return None
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in info.type.tensor_type.shape.dim]
+
+    # -- the whole graph
+    def convert(self):
+        import torch.fx as fx
+
+        g = self.model.graph
+        inputs = [i for i in g.input if i.name not in self.consts]
+        if not inputs:
+            raise ExportError(f"{self.label}: the model has no input (every input is a weight)")
+        for info in inputs:
+            dims = self.ranks.get(info.name)
+            name = self._free(re.sub(r"\W", "_", info.name) or "x")
+            self.env[info.name] = fx.Proxy(self.graph.placeholder(name), self.tracer)
+            if dims and len(dims) > 1 and all(isinstance(d, int) and d > 0 for d in dims[1:]):
+                self.sample_shapes[name] = [int(d) for d in dims[1:]]
+        for index, node in enumerate(g.node):
+            where = f"node {node.name or index} ({node.op_type})"
+            handler = OPS.get(node.op_type)
+            if node.domain not in ("", "ai.onnx") or handler is None:
+                raise ExportError(f"{self.label}: {where}: the operator {node.op_type} is not "
+                                  "one Layerlab converts (see the list in the import docs)")
+            try:
+                outs = handler(self, node, [self._value(n) for n in node.input], _attrs(node))
+            except _Unsupported as exc:
+                raise ExportError(f"{self.label}: {where}: {exc}") from None
+            except ExportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - torch refusing the values: same cause
+                raise ExportError(f"{self.label}: {where}: cannot be converted "
+                                  f"({_first_line(exc)})") from None
+            outs = outs if isinstance(outs, tuple) else (outs,)  # a list is one shape value
+            for name, value in zip(node.output, outs):
+                if name:
+                    self.env[name] = value
+        results = [self._as_node(self._value(o.name), o.name) for o in g.output]
+        self.graph.output(results[0] if len(results) == 1 else tuple(results))
+        self.graph.lint()
+        gm = fx.GraphModule(self.root, self.graph, class_name=_class_name(self.label))
+        return gm
+
+    def _value(self, name: str):
+        if not name:
+            return None
+        if name in self.env:
+            return self.env[name]
+        if name in self.consts:
+            return self.consts[name]
+        raise _Unsupported(f"it reads {name!r}, which no earlier node computes")
+
+    def _free(self, base: str) -> str:
+        base = re.sub(r"\W", "_", base).strip("_") or "op"
+        if base[0].isdigit():
+            base = f"n{base}"
+        name, i = base, 1
+        while name in self.names or hasattr(self.root, name):
+            i += 1
+            name = f"{base}_{i}"
+        self.names.add(name)
+        return name
+
+    def module_name(self, node, weight: str | None = None) -> str:
+        """``conv1`` for a Conv whose weight is ``conv1.weight`` or whose node is
+        ``/conv1/Conv``; the operator's name otherwise."""
+        if weight and weight.endswith(".weight"):
+            return self._free(weight[:-len(".weight")].replace(".", "_"))
+        parts = [p for p in (node.name or "").split("/") if p]
+        if len(parts) >= 2:
+            return self._free(parts[-2].replace(".", "_"))
+        return self._free(node.op_type.lower())
+
+    # -- values
+    def is_graph(self, value) -> bool:
+        import torch.fx as fx
+
+        return isinstance(value, fx.Proxy)
+
+    def const(self, value, what: str = "value"):
+        """A tensor known now (the file's constant), or _Unsupported."""
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value
+        if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+            return torch.tensor(value)
+        if isinstance(value, (int, float)):
+            return torch.tensor(value)
+        raise _Unsupported(f"its {what} must be a constant of the file, and is computed")
+
+    def ints(self, value, what: str) -> list[int]:
+        return [int(v) for v in self.const(value, what).reshape(-1).tolist()]
+
+    def call(self, name: str, module, *args):
+        """Run ``module`` (added as ``name``) on ``args`` in the graph."""
+        import torch.fx as fx
+
+        self.root.add_module(name, module)
+        node = self.graph.call_module(name, tuple(self._as_node(a) for a in args))
+        return fx.Proxy(node, self.tracer)
+
+    def fn(self, target, *args, **kwargs):
+        """``target(*args)``: computed now when nothing is in the graph, else a graph node."""
+        import torch.fx as fx
+
+        if not any(self._has_graph(a) for a in (*args, *kwargs.values())):
+            return target(*args, **kwargs)
+        node = self.graph.call_function(target, tuple(self._arg(a) for a in args),
+                                        {k: self._arg(v) for k, v in kwargs.items()})
+        return fx.Proxy(node, self.tracer)
+
+    def method(self, name: str, obj, *args):
+        import torch.fx as fx
+
+        if not self._has_graph(obj) and not any(self._has_graph(a) for a in args):
+            return getattr(obj, name)(*args)
+        node = self.graph.call_method(name, (self._as_node(obj), *map(self._arg, args)))
+        return fx.Proxy(node, self.tracer)
+
+    def scalar_or_tensor(self, value):
+        """A shape value meeting a tensor: its one element, or a tensor of its elements."""
+        if isinstance(value, list):
+            return value[0] if len(value) == 1 else (
+                self.fn(_torch().tensor, value) if self._has_graph(value)
+                else self.const(value))
+        return value
+
+    def is_float(self, value) -> bool:
+        """A float among sizes: a number, ``float(...)``, ``math.sqrt(...)``, a true division,
+        or arithmetic on one of those."""
+        if isinstance(value, float):
+            return True
+        if not self.is_graph(value) and not hasattr(value, "op"):
+            return False
+        node = value.node if self.is_graph(value) else value
+        if node.op != "call_function":
+            return False
+        if node.target in (float, operator.truediv, operator.pow):
+            return True
+        return node.target in _SIZE_OPS.values() and any(
+            isinstance(a, float) or (hasattr(a, "op") and self.is_float(a)) for a in node.args)
+
+    def is_size(self, value) -> bool:
+        """A graph value that is a size read from the input (``x.shape[0]``), not a tensor."""
+        node = value.node
+        return node.op == "call_function" and (
+            node.target in (getattr, operator.truediv, operator.mod, operator.neg,
+                            operator.abs, operator.pow) or node.target in _SIZE_OPS.values() or (
+                node.target is operator.getitem and node.args[0].op == "call_function" and
+                node.args[0].target is getattr))
+
+    def _has_graph(self, value) -> bool:
+        if isinstance(value, (list, tuple)):
+            return any(self._has_graph(v) for v in value)
+        return self.is_graph(value)
+
+    def _arg(self, value):
+        import torch
+
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._arg(v) for v in value)
+        if isinstance(value, torch.Tensor):
+            return self._as_node(value)
+        return value.node if self.is_graph(value) else value
+
+    def _as_node(self, value, what: str = "value"):
+        """An fx node for a graph value or a constant tensor (kept as a buffer of the module)."""
+        import torch
+
+        if self.is_graph(value):
+            return value.node
+        if isinstance(value, (int, float)):
+            value = torch.tensor(value)
+        if isinstance(value, list):
+            if self._has_graph(value):  # a shape computed from the input: a tensor of sizes
+                return self.fn(torch.tensor, value).node
+            value = torch.tensor(value)
+        if not isinstance(value, torch.Tensor):
+            raise _Unsupported(f"its {what} is not a tensor")
+        key = id(value)
+        if key not in self.attrs_made:
+            name = self._free(f"const_{len(self.attrs_made)}")
+            self.root.register_buffer(name, value.clone())
+            self.attrs_made[key] = (self.graph.get_attr(name), value)
+        return self.attrs_made[key][0]
+
+    def operand(self, value):
+        """A value for a binary operation: one-element constants as Python numbers (they
+        broadcast alike and keep the graph free of tiny buffers)."""
+        import torch
+
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dim() <= 1:
+            number = value.reshape(()).item()
+            return number
+        return value
+
+    def rank(self, name: str, value) -> int | None:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.dim()
+        dims = self.ranks.get(name)
+        return len(dims) if dims is not None else None
+
+    def shape_of(self, name: str, value) -> list:
+        """The ``Shape`` of a value: known sizes as numbers, the others read from it."""
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return list(value.shape)
+        dims = self.ranks.get(name)
+        if dims is None:
+            raise _Unsupported(f"the rank of {name!r} is unknown (run onnx shape inference on "
+                               "the file first)")
+        shape = self.fn(getattr, value, "shape") if any(
+            not (isinstance(d, int) and d > 0) for d in dims) else None
+        return [d if isinstance(d, int) and d > 0 else self.fn(operator.getitem, shape, i)
+                for i, d in enumerate(dims)]
+
+
+def _class_name(label: str) -> str:
+    stem = Path(label).name.split(".")[0]
+    name = "".join(p[:1].upper() + p[1:] for p in re.split(r"\W|_", stem) if p)
+    return name if name.isidentifier() else f"Onnx{name}"
+
+
+# -- the operators ------------------------------------------------------------------------------
+def _pads(pads, spatial: int, what: str = "padding"):
+    """ONNX pads (begin..., end...) as torch's symmetric padding, or _Unsupported."""
+    pads = list(pads or [0] * (2 * spatial))
+    begin, end = pads[:spatial], pads[spatial:]
+    if begin != end:
+        return None
+    return tuple(begin)
+
+
+def _auto_pad(attrs: dict) -> None:
+    mode = _decode(attrs.get("auto_pad", "NOTSET"))
+    if mode not in ("NOTSET", "VALID", ""):
+        raise _Unsupported(f"auto_pad {mode} is not converted (export with explicit pads)")
+
+
+def _spatial_pad(c, x, pads, spatial: int, value: float = 0.0):
+    """A separate F.pad for asymmetric pads; returns (input, symmetric padding)."""
+    import torch.nn.functional as F
+
+    same = _pads(pads, spatial)
+    if same is not None:
+        return x, same
+    pads = list(pads)
+    torch_pads = []
+    for i in reversed(range(spatial)):
+        torch_pads += [pads[i], pads[i + spatial]]
+    return c.fn(F.pad, x, torch_pads, "constant", value), (0,) * spatial
+
+
+def _conv(c, node, ins, a):
+    import torch.nn as nn
+
+    x, w = ins[0], c.const(ins[1], "weight")
+    b = c.const(ins[2], "bias") if len(ins) > 2 and ins[2] is not None else None
+    _auto_pad(a)
+    spatial = w.dim() - 2
+    cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}.get(spatial)
+    if cls is None:
+        raise _Unsupported(f"a {spatial}-D convolution is not converted")
+    x, padding = _spatial_pad(c, x, a.get("pads"), spatial)
+    groups = int(a.get("group", 1))
+    conv = cls(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]),
+               stride=tuple(a.get("strides", [1] * spatial)), padding=padding,
+               dilation=tuple(a.get("dilations", [1] * spatial)), groups=groups, bias=b is not None)
+    _load(conv, weight=w, bias=b)
+    return c.call(c.module_name(node, node.input[1]), conv, x)
+
+
+def _conv_transpose(c, node, ins, a):
+    import torch.nn as nn
+
+    x, w = ins[0], c.const(ins[1], "weight")
+    b = c.const(ins[2], "bias") if len(ins) > 2 and ins[2] is not None else None
+    _auto_pad(a)
+    spatial = w.dim() - 2
+    cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}.get(spatial)
+    padding = _pads(a.get("pads"), spatial)
+    if cls is None or padding is None or "output_shape" in a:
+        raise _Unsupported("only a transposed convolution with symmetric pads is converted")
+    groups = int(a.get("group", 1))
+    conv = cls(w.shape[0], w.shape[1] * groups, tuple(w.shape[2:]),
+               stride=tuple(a.get("strides", [1] * spatial)), padding=padding,
+               output_padding=tuple(a.get("output_padding", [0] * spatial)), groups=groups,
+               dilation=tuple(a.get("dilations", [1] * spatial)), bias=b is not None)
+    _load(conv, weight=w, bias=b)
+    return c.call(c.module_name(node, node.input[1]), conv, x)
+
+
+def _load(module, **tensors) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if value is None:
+                continue
+            target = getattr(module, name)
+            if tuple(target.shape) != tuple(value.shape):
+                raise _Unsupported(f"its {name} has shape {tuple(value.shape)}, where "
+                                   f"{tuple(target.shape)} was expected")
+            target.copy_(value.to(target.dtype))
+
+
+def _linear(c, name: str, w, b, x):
+    """nn.Linear with ``weight`` (out, in)."""
+    import torch.nn as nn
+
+    linear = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    _load(linear, weight=w, bias=b)
+    return c.call(name, linear, x)
+
+
+def _gemm(c, node, ins, a):
+    import torch
+
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    trans_a, trans_b = int(a.get("transA", 0)), int(a.get("transB", 0))
+    x, w = ins[0], ins[1]
+    bias = ins[2] if len(ins) > 2 else None
+    if not c.is_graph(w) and not trans_a and alpha == 1.0 and beta == 1.0 and (
+            bias is None or (isinstance(bias, torch.Tensor) and bias.dim() == 1)):
+        w = c.const(w)
+        return _linear(c, c.module_name(node, node.input[1]), w if trans_b else w.t(), bias, x)
+    if trans_a:
+        x = c.method("t", x)
+    if trans_b:
+        w = c.method("t", w)
+    out = c.fn(torch.matmul, x, w)
+    if alpha != 1.0:
+        out = c.fn(torch.mul, out, alpha)
+    if bias is not None:
+        out = c.fn(torch.add, out, c.fn(torch.mul, bias, beta) if beta != 1.0 else bias)
+    return out
+
+
+def _matmul(c, node, ins, a):
+    import torch
+
+    x, w = ins
+    if not c.is_graph(w) and isinstance(w, torch.Tensor) and w.dim() == 2:
+        bias = _fusable_bias(c, node, w.shape[1])
+        return _linear(c, c.module_name(node, node.input[1]), w.t(), bias, x)
+    return c.fn(torch.matmul, x, w)
+
+
+def _fusable_bias(c, node, width: int):
+    """The bias of an ``Add`` that reads only this MatMul and a constant (width,) vector; that
+    Add then passes the value on (it is the Linear's bias)."""
+    import torch
+
+    out = node.output[0]
+    if c.consumers.get(out) != 1:
+        return None
+    for later in c.model.graph.node:
+        if later.op_type == "Add" and out in later.input and len(later.input) == 2:
+            other = later.input[1] if later.input[0] == out else later.input[0]
+            value = c.consts.get(other)
+            if isinstance(value, torch.Tensor) and tuple(value.shape) == (width,):
+                c.fused.add(later.name or id(later))
+                return value
+    return None
+
+
+_SIZE_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+             "div": operator.floordiv}  # on sizes (whole numbers, some read from the input)
+
+
+def _divide(p, q):
+    """ONNX Div: integer inputs divide to an integer (truncated), like the file's runtime."""
+    import torch
+
+    if isinstance(p, torch.Tensor) and isinstance(q, torch.Tensor) and not (
+            p.is_floating_point() or q.is_floating_point()):
+        return torch.div(p, q, rounding_mode="trunc")
+    return p / q
+
+
+def _binary(target, name: str):
+    def handler(c, node, ins, a):
+        import torch
+
+        x, y = ins
+        if (node.name or id(node)) in c.fused:  # the bias was folded into the MatMul
+            return x if c.is_graph(x) else y
+        tensors = [c.is_graph(v) and not c.is_size(v) for v in (x, y)]
+        if any(tensors):  # a tensor of the model: sizes join it as numbers or a tensor
+            x, y = (c.scalar_or_tensor(v) for v in (x, y))
+            return c.fn(getattr(torch, name), c.operand(x), c.operand(y))
+        size_op = _SIZE_OPS[name]
+        if isinstance(x, list) or isinstance(y, list) or c.is_graph(x) or c.is_graph(y):
+            xs = x if isinstance(x, list) else [c.operand(x)]
+            ys = y if isinstance(y, list) else [c.operand(y)]
+            if len(xs) == 1 and len(ys) > 1:
+                xs = xs * len(ys)
+            if len(ys) == 1 and len(xs) > 1:
+                ys = ys * len(xs)
+            out = [c.fn(operator.truediv if name == "div" and (
+                c.is_float(p) or c.is_float(q)) else size_op, p, q) for p, q in zip(xs, ys)]
+            return out if isinstance(x, list) or isinstance(y, list) else out[0]
+        return target(x, y)  # two constants of the file: computed now
+    return handler
+
+
+def _module_act(factory):
+    def handler(c, node, ins, a):
+        return c.call(c.module_name(node), factory(a), ins[0])
+    return handler
+
+
+_MATH = {"sqrt": "sqrt", "exp": "exp", "log": "log", "floor": "floor", "ceil": "ceil",
+         "abs": "fabs", "erf": "erf"}
+
+
+def _size_fn(name: str):
+    """The traceable form of ``name`` on a size read from the input, or None."""
+    return {"neg": operator.neg, "abs": operator.abs,
+            "sqrt": lambda v: operator.pow(v, 0.5)}.get(name)
+
+
+def _torch_fn(name: str, **fixed):
+    def handler(c, node, ins, a):
+        import math
+
+        import torch
+
+        x = ins[0]
+        if isinstance(x, list) or (c.is_graph(x) and c.is_size(x)):  # on sizes
+            values = x if isinstance(x, list) else [x]
+            out = []
+            for v in values:
+                if not c.is_graph(v) and name in _MATH:  # a size the file fixes: a number
+                    out.append(getattr(math, _MATH[name])(v))
+                elif not c.is_graph(v) and name == "neg":
+                    out.append(-v)
+                elif _size_fn(name) is not None and c.is_graph(v):
+                    out.append(_size_fn(name)(v))  # records operator.pow / neg / abs
+                else:
+                    raise _Unsupported(f"{name} of a size read from the input is not "
+                                       "converted")
+            return out if isinstance(x, list) else out[0]
+        return c.fn(getattr(torch, name), x, **fixed)
+    return handler
+
+
+def _clip(c, node, ins, a):
+    import torch
+    import torch.nn as nn
+
+    low = a.get("min") if c.opset < 11 else (
+        c.operand(c.const(ins[1], "min")) if len(ins) > 1 and ins[1] is not None else None)
+    high = a.get("max") if c.opset < 11 else (
+        c.operand(c.const(ins[2], "max")) if len(ins) > 2 and ins[2] is not None else None)
+    if low == 0 and high == 6:
+        return c.call(c.module_name(node), nn.ReLU6(), ins[0])
+    if low == 0 and high is None:
+        return c.call(c.module_name(node), nn.ReLU(), ins[0])
+    return c.fn(torch.clamp, ins[0], low, high)
+
+
+def _softmax(name: str):
+    def handler(c, node, ins, a):
+        import torch.nn as nn
+
+        cls = getattr(nn, name)
+        rank = c.rank(node.input[0], ins[0])
+        axis = int(a.get("axis", -1 if c.opset >= 13 else 1))
+        if c.opset < 13 and rank is not None and (axis % rank) != rank - 1:
+            raise _Unsupported("a Softmax of opset < 13 over several axes is not converted")
+        return c.call(c.module_name(node), cls(dim=axis), ins[0])
+    return handler
+
+
+def _pool(kind):
+    def handler(c, node, ins, a):
+        import torch.nn as nn
+
+        _auto_pad(a)
+        kernel = list(a["kernel_shape"])
+        spatial = len(kernel)
+        x, padding = ins[0], _pads(a.get("pads"), spatial)
+        if padding is None:
+            if kind == "max":
+                x, padding = _spatial_pad(c, x, a.get("pads"), spatial, float("-inf"))
+            else:
+                raise _Unsupported("an AveragePool with asymmetric pads is not converted")
+        stride = tuple(a.get("strides", [1] * spatial))
+        ceil = bool(a.get("ceil_mode", 0))
+        if kind == "max":
+            if len(node.output) > 1 and node.output[1]:
+                raise _Unsupported("a MaxPool that returns its indices is not converted")
+            cls = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[spatial]
+            pool = cls(tuple(kernel), stride, padding, tuple(a.get("dilations", [1] * spatial)),
+                       ceil_mode=ceil)
+        else:
+            cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[spatial]
+            pool = cls(tuple(kernel), stride, padding, ceil_mode=ceil,
+                       count_include_pad=bool(a.get("count_include_pad", 0)))
+        return c.call(c.module_name(node), pool, x)
+    return handler
+
+
+def _global_pool(kind):
+    def handler(c, node, ins, a):
+        import torch.nn as nn
+
+        rank = c.rank(node.input[0], ins[0])
+        spatial = (rank or 4) - 2
+        if kind == "avg":
+            cls = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+        else:
+            cls = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
+        if spatial not in cls:
+            raise _Unsupported(f"a global pool over {spatial} dimensions is not converted")
+        return c.call(c.module_name(node), cls[spatial](1), ins[0])
+    return handler
+
+
+def _batch_norm(c, node, ins, a):
+    import torch.nn as nn
+
+    x = ins[0]
+    scale, bias, mean, var = (c.const(v, "statistic") for v in ins[1:5])
+    rank = c.rank(node.input[0], x)
+    cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}.get(rank)
+    if cls is None:
+        raise _Unsupported("the rank of its input is unknown")
+    momentum = 1.0 - float(a.get("momentum", 0.9))
+    norm = cls(scale.shape[0], eps=float(a.get("epsilon", 1e-5)), momentum=momentum)
+    _load(norm, weight=scale, bias=bias, running_mean=mean, running_var=var)
+    name = node.input[1][:-len(".weight")] if node.input[1].endswith(".weight") else None
+    return c.call(c.module_name(node, f"{name}.weight" if name else None), norm, x)
+
+
+def _layer_norm(c, node, ins, a):
+    import torch.nn as nn
+
+    x, scale = ins[0], c.const(ins[1], "scale")
+    bias = c.const(ins[2], "bias") if len(ins) > 2 and ins[2] is not None else None
+    rank = c.rank(node.input[0], x)
+    axis = int(a.get("axis", -1))
+    if rank is not None and (axis % rank) != rank - scale.dim():
+        raise _Unsupported("a LayerNormalization whose scale does not cover the axes from "
+                           "`axis` on is not converted")
+    norm = nn.LayerNorm(tuple(scale.shape), eps=float(a.get("epsilon", 1e-5)),
+                        bias=bias is not None)
+    _load(norm, weight=scale, bias=bias)
+    return c.call(c.module_name(node, node.input[1]), norm, x)
+
+
+def _flatten(c, node, ins, a):
+    import torch
+    import torch.nn as nn
+
+    axis = int(a.get("axis", 1))
+    if axis == 1:
+        return c.call(c.module_name(node), nn.Flatten(1), ins[0])
+    if axis == 0:
+        return c.method("reshape", ins[0], 1, -1)
+    shape = c.shape_of(node.input[0], ins[0])
+    lead = shape[0]
+    for d in shape[1:axis]:
+        lead = c.fn(operator.mul, lead, d)
+    return c.fn(torch.reshape, ins[0], (lead, -1))
+
+
+def _reshape(c, node, ins, a):
+    x, shape = ins[0], ins[1]
+    target = list(shape) if isinstance(shape, list) else c.ints(shape, "shape")
+    zeros = any(isinstance(d, int) and d == 0 for d in target)
+    if zeros and int(a.get("allowzero", 0)):
+        raise _Unsupported("a Reshape to an empty dimension (allowzero) is not converted")
+    if zeros:
+        dims = c.shape_of(node.input[0], x)
+        target = [dims[i] if isinstance(d, int) and d == 0 else d for i, d in enumerate(target)]
+    if isinstance(x, list):
+        return x
+    if not c.is_graph(x):
+        return x.reshape([int(d) for d in target])
+    return c.method("reshape", x, *target) if target else c.method("reshape", x, ())
+
+
+def _transpose(c, node, ins, a):
+    perm = a.get("perm")
+    if perm is None:
+        rank = c.rank(node.input[0], ins[0])
+        if rank is None:
+            raise _Unsupported("the rank of its input is unknown")
+        perm = list(reversed(range(rank)))
+    return c.method("permute", ins[0], *[int(p) for p in perm])
+
+
+def _axes(c, ins, a, index: int = 1):
+    if c.opset >= 13 and len(ins) > index and ins[index] is not None:
+        return c.ints(ins[index], "axes")
+    return [int(v) for v in a.get("axes", [])] or None
+
+
+def _squeeze(c, node, ins, a):
+    axes = _axes(c, ins, a)
+    x = ins[0]
+    if isinstance(x, list):
+        return x[0] if len(x) == 1 else x
+    if axes is None:
+        return c.method("squeeze", x)
+    rank = c.rank(node.input[0], x)
+    for axis in sorted((ax % rank if rank else ax for ax in axes), reverse=True):
+        x = c.method("squeeze", x, axis)
+    return x
+
+
+def _unsqueeze(c, node, ins, a):
+    axes = _axes(c, ins, a)
+    x = ins[0]
+    if (c.is_graph(x) and c.is_size(x)) or isinstance(x, (int, float)):  # a size: a list
+        return [x] if axes in ([0], [-1]) else x
+    rank = c.rank(node.input[0], x) or 0
+    for axis in sorted(ax % (rank + len(axes)) for ax in axes):
+        x = c.method("unsqueeze", x, axis)
+    return x
+
+
+def _concat(c, node, ins, a):
+    import torch
+
+    axis = int(a["axis"])
+    parts = [v for v in ins if v is not None]
+    if any(isinstance(v, list) for v in parts) or all(
+            isinstance(v, torch.Tensor) and v.dim() == 1 and not v.is_floating_point()
+            for v in parts) and not any(c.is_graph(v) for v in parts):
+        values: list = []
+        for v in parts:
+            values += v if isinstance(v, list) else v.tolist()
+        return values
+    return c.fn(torch.cat, [v for v in parts if not (hasattr(v, "numel") and not c.is_graph(v)
+                                                  and v.numel() == 0)], axis)
+
+
+def _split(c, node, ins, a):
+    import torch
+
+    axis = int(a.get("axis", 0))
+    sizes = (c.ints(ins[1], "split") if len(ins) > 1 and ins[1] is not None
+             else [int(s) for s in a.get("split", [])])
+    if not sizes:
+        rank_dims = c.ranks.get(node.input[0])
+        if not rank_dims or not isinstance(rank_dims[axis], int) or rank_dims[axis] <= 0:
+            raise _Unsupported("an even Split of an axis of unknown size is not converted")
+        parts = int(a.get("num_outputs", len(node.output)))
+        sizes = [rank_dims[axis] // parts] * parts
+    pieces = c.fn(torch.split, ins[0], sizes, axis)
+    return tuple(c.fn(operator.getitem, pieces, i) for i in range(len(sizes))) if \
+        c.is_graph(pieces) else tuple(pieces)
+
+
+def _slice(c, node, ins, a):
+    if c.opset < 10:
+        starts, ends = a["starts"], a["ends"]
+        axes, steps = a.get("axes"), None
+    else:
+        starts, ends = c.ints(ins[1], "starts"), c.ints(ins[2], "ends")
+        axes = c.ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
+        steps = c.ints(ins[4], "steps") if len(ins) > 4 and ins[4] is not None else None
+    axes = list(axes) if axes is not None else list(range(len(starts)))
+    steps = list(steps) if steps is not None else [1] * len(starts)
+    big = 2 ** 62
+    x = ins[0]
+    if isinstance(x, list):
+        start, end, step = starts[0], ends[0], steps[0]
+        return x[slice(start, None if end >= big else end, step)]
+    rank = c.rank(node.input[0], x)
+    if rank is None:
+        raise _Unsupported("the rank of its input is unknown")
+    index: list = [slice(None)] * rank
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        if step < 0:
+            raise _Unsupported("a Slice with a negative step is not converted")
+        index[axis % rank] = slice(start, None if end >= big else end, step)
+    return c.fn(operator.getitem, x, tuple(index))
+
+
+def _gather(c, node, ins, a):
+    import torch
+
+    x, idx = ins
+    axis = int(a.get("axis", 0))
+    if isinstance(x, list) and (isinstance(idx, list) or c.is_graph(idx)):  # computed sizes
+        picks = idx if isinstance(idx, list) else [idx]
+        found = [c.fn(operator.getitem, x, i) for i in picks]
+        return found if isinstance(idx, list) else found[0]
+    if isinstance(x, list):
+        positions = c.const(idx, "indices")
+        picked = [x[int(i)] for i in positions.reshape(-1).tolist()]
+        return picked[0] if positions.dim() == 0 else picked
+    if c.is_graph(idx):
+        return _gather_graph(c, x, idx, axis)
+    positions = c.const(idx, "indices")
+    rank = c.rank(node.input[0], x)
+    if positions.dim() == 0 and rank is not None:
+        index = [slice(None)] * (axis % rank) + [int(positions)]
+        return c.fn(operator.getitem, x, tuple(index))
+    return c.fn(torch.index_select, x, axis, positions.reshape(-1)) if positions.dim() == 1 \
+        else _gather_graph(c, x, positions, axis)
+
+
+def _gather_graph(c, x, idx, axis: int):
+    """Gather with computed or many-dimensional indices: an embedding lookup on axis 0."""
+    import torch.nn as nn
+
+    if axis != 0 or c.is_graph(x) or x.dim() != 2 or not x.is_floating_point():
+        raise _Unsupported("a Gather with computed indices is converted only as a lookup "
+                           "into a constant 2-D table on axis 0 (an embedding)")
+    embedding = nn.Embedding(x.shape[0], x.shape[1])
+    _load(embedding, weight=x)
+    return c.call(c._free("embedding"), embedding, idx)
+
+
+def _shape(c, node, ins, a):
+    dims = c.shape_of(node.input[0], ins[0])
+    start, end = a.get("start"), a.get("end")
+    if start is not None or end is not None:
+        dims = dims[slice(start, end)]
+    return dims
+
+
+def _constant(c, node, ins, a):
+    from onnx import numpy_helper
+
+    if "value" in a:
+        return c._tensor(numpy_helper.to_array(a["value"]))
+    for key in ("value_float", "value_int"):
+        if key in a:
+            return c._tensor(a[key])
+    for key in ("value_floats", "value_ints"):
+        if key in a:
+            return c._tensor(list(a[key]))
+    raise _Unsupported("a Constant of this kind is not converted")
+
+
+def _constant_of_shape(c, node, ins, a):
+    import torch
+    from onnx import numpy_helper
+
+    value = c._tensor(numpy_helper.to_array(a["value"])) if "value" in a else \
+        torch.zeros(1)
+    shape = ins[0] if isinstance(ins[0], list) else c.ints(ins[0], "shape")
+    return c.fn(torch.full, list(shape), value.reshape(()).item(), dtype=value.dtype)
+
+
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+                9: "bool", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+def _cast(c, node, ins, a):
+    import torch
+
+    x = ins[0]
+    name = _ONNX_DTYPES.get(int(a["to"]))
+    if name is None:
+        raise _Unsupported(f"a Cast to ONNX type {a['to']} is not converted")
+    if isinstance(x, list) or isinstance(x, (int, float)) or (c.is_graph(x) and c.is_size(x)):
+        to = float if name.startswith(("float", "bfloat")) else int if name != "bool" else bool
+        values = x if isinstance(x, list) else [x]
+        # float(size) cannot be traced; size * 1.0 can, and is the same number
+        out = [(c.fn(operator.mul, v, 1.0) if to is float else v) if c.is_graph(v) else to(v)
+               for v in values]
+        return out if isinstance(x, list) else out[0]
+    dtype = getattr(torch, "float32" if name == "float64" else name)
+    return c.method("to", x, dtype)
+
+
+def _identity(c, node, ins, a):
+    return ins[0]
+
+
+def _dropout(c, node, ins, a):
+    return (ins[0], None)
+
+
+def _reduce(name: str):
+    def handler(c, node, ins, a):
+        import torch
+
+        # axes became an input in opset 13 for ReduceSum, in opset 18 for the others
+        as_input = c.opset >= (13 if name == "sum" else 18)
+        axes = (c.ints(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else None) \
+            if as_input else ([int(v) for v in a.get("axes", [])] or None)
+        keep = bool(a.get("keepdims", 1))
+        x = ins[0]
+        if axes is None:
+            rank = c.rank(node.input[0], x)
+            if rank is None:
+                raise _Unsupported("the rank of its input is unknown")
+            axes = list(range(rank))
+        fn = {"mean": torch.mean, "sum": torch.sum, "max": torch.amax, "min": torch.amin}[name]
+        return c.fn(fn, x, tuple(axes), keep)
+    return handler
+
+
+def _pad(c, node, ins, a):
+    import torch.nn.functional as F
+
+    mode = _decode(a.get("mode", "constant"))
+    pads = c.ints(ins[1], "pads") if c.opset >= 11 else list(a["pads"])
+    value = (c.operand(c.const(ins[2], "value")) if len(ins) > 2 and ins[2] is not None
+             else 0.0) if c.opset >= 11 else float(a.get("value", 0.0))
+    if len(ins) > 3 and ins[3] is not None:
+        raise _Unsupported("a Pad over chosen axes is not converted")
+    rank = len(pads) // 2
+    torch_pads: list[int] = []
+    for i in reversed(range(rank)):
+        torch_pads += [pads[i], pads[i + rank]]
+    while len(torch_pads) > 2 and torch_pads[-2:] == [0, 0]:
+        torch_pads = torch_pads[:-2]
+    if mode == "constant":
+        return c.fn(F.pad, ins[0], torch_pads, "constant", value)
+    if mode in ("reflect", "edge"):
+        return c.fn(F.pad, ins[0], torch_pads, "reflect" if mode == "reflect" else "replicate")
+    raise _Unsupported(f"a Pad in mode {mode} is not converted")
+
+
+def _expand(c, node, ins, a):
+    shape = ins[1] if isinstance(ins[1], list) else c.ints(ins[1], "shape")
+    return c.method("expand", ins[0], *[-1 if isinstance(d, int) and d == 1 else d
+                                        for d in shape]) if c.is_graph(ins[0]) else \
+        ins[0].expand(*shape)
+
+
+def _mod(c, node, ins, a):
+    import torch
+
+    x, y = ins
+    if int(a.get("fmod", 0)):
+        return c.fn(torch.fmod, x, c.operand(y))
+    if isinstance(x, list) or isinstance(y, list) or (c.is_graph(x) and c.is_size(x)):
+        xs = x if isinstance(x, list) else [x]
+        ys = y if isinstance(y, list) else [c.operand(y)] * len(xs)
+        out = [c.fn(operator.mod, p, q) for p, q in zip(xs, ys)]
+        return out if isinstance(x, list) else out[0]
+    return c.fn(torch.remainder, x, c.operand(y))
+
+
+def _pow(c, node, ins, a):
+    import torch
+
+    x, p = ins[0], c.operand(ins[1])
+    return c.fn(torch.pow, x, p)
+
+
+def _where(c, node, ins, a):
+    import torch
+
+    return c.fn(torch.where, *ins)
+
+
+def _act(factory):
+    return _module_act(factory)
+
+
+def _hard_sigmoid(c, node, ins, a):
+    import torch
+
+    alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+    if abs(alpha - 1 / 6) < 1e-7 and beta == 0.5:
+        return c.call(c.module_name(node), _nn("Hardsigmoid")(a), ins[0])
+    return c.fn(torch.clamp, c.fn(torch.add, c.fn(torch.mul, ins[0], alpha), beta), 0.0, 1.0)
+
+
+def _nn(name: str, **kw):
+    def make(a):
+        import torch.nn as nn
+
+        return getattr(nn, name)(**{k: (v(a) if callable(v) else v) for k, v in kw.items()})
+    return make
+
+
+OPS = {
+    "Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm, "MatMul": _matmul,
+    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
+    "Relu": _act(_nn("ReLU")), "Sigmoid": _act(_nn("Sigmoid")), "Tanh": _act(_nn("Tanh")),
+    "LeakyRelu": _act(_nn("LeakyReLU", negative_slope=lambda a: float(a.get("alpha", 0.01)))),
+    "Elu": _act(_nn("ELU", alpha=lambda a: float(a.get("alpha", 1.0)))),
+    "Selu": _act(_nn("SELU")), "Softplus": _act(_nn("Softplus")),
+    "Gelu": _act(_nn("GELU", approximate=lambda a: _decode(a.get("approximate", "none")))),
+    "HardSwish": _act(_nn("Hardswish")), "HardSigmoid": _hard_sigmoid,
+    "Softmax": _softmax("Softmax"), "LogSoftmax": _softmax("LogSoftmax"),
+    "Clip": _clip, "Erf": _torch_fn("erf"), "Exp": _torch_fn("exp"), "Log": _torch_fn("log"),
+    "Sqrt": _torch_fn("sqrt"), "Neg": _torch_fn("neg"), "Abs": _torch_fn("abs"),
+    "Reciprocal": _torch_fn("reciprocal"), "Floor": _torch_fn("floor"),
+    "Ceil": _torch_fn("ceil"), "Pow": _pow, "Mod": _mod, "Where": _where,
+    "Add": _binary(operator.add, "add"), "Sub": _binary(operator.sub, "sub"),
+    "Mul": _binary(operator.mul, "mul"), "Div": _binary(_divide, "div"),
+    "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
+    "GlobalAveragePool": _global_pool("avg"), "GlobalMaxPool": _global_pool("max"),
+    "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split, "Slice": _slice,
+    "Gather": _gather, "Shape": _shape, "Constant": _constant,
+    "ConstantOfShape": _constant_of_shape, "Cast": _cast, "Identity": _identity,
+    "Dropout": _dropout, "ReduceMean": _reduce("mean"), "ReduceSum": _reduce("sum"),
+    "ReduceMax": _reduce("max"), "ReduceMin": _reduce("min"), "Pad": _pad, "Expand": _expand,
+}
+
+
+# -- the check ----------------------------------------------------------------------------------
+def check_with_onnxruntime(path, module, sample_shapes: dict, batch: int = 2) -> float | None:
+    """Largest difference between ``module`` and onnxruntime on the file for one random
+    batch; None when onnxruntime is not installed or the input shapes are unknown."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    import numpy as np
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds, args = {}, []
+    inputs = session.get_inputs()
+    if len(inputs) != len(sample_shapes):
+        return None
+    gen = torch.Generator().manual_seed(0)
+    for info, shape in zip(inputs, sample_shapes.values()):
+        if "int" in info.type:
+            value = torch.randint(0, 2, (batch, *shape), generator=gen)
+        else:
+            value = torch.randn((batch, *shape), generator=gen)
+        feeds[info.name] = value.numpy()
+        args.append(value)
+    expected = session.run(None, feeds)
+    with torch.no_grad():
+        got = module(*args)
+    got = got if isinstance(got, (tuple, list)) else [got]
+    if len(got) != len(expected):
+        raise ExportError(f"{Path(path).name}: the converted model returns {len(got)} values, "
+                          f"onnxruntime {len(expected)}")
+    diff = 0.0
+    for g, e in zip(got, expected):
+        g = g.detach().numpy()
+        if g.shape != e.shape:
+            raise ExportError(f"{Path(path).name}: the converted model returns shape "
+                              f"{g.shape}, onnxruntime {e.shape}")
+        diff = max(diff, float(np.max(np.abs(g.astype(np.float64) - e))) if g.size else 0.0)
+    return diff

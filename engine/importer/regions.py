@@ -1,0 +1,126 @@
+"""Stretches of a traced model where the batch is not the first dimension, kept as one operation.
+
+Every node of a Layerlab graph keeps the batch first. Real models move it for a while: attention
+written out by hand (or as an ONNX file spells it) transposes to (length, batch, features), runs
+its matmuls and softmax there and transposes back; a sequence-first LSTM sits between two
+``transpose(0, 1)``. :func:`batch_regions` finds each such stretch by running the traced module
+on two batch sizes: a value whose size follows the batch somewhere other than its first
+dimension is *inside*; the stretch is the connected inside values and the one operation that
+brings the batch back to the front. The importer captures each stretch as one Opaque operation
+(:func:`engine.importer.opaque.capture`), which keeps the batch first outside.
+
+A stretch that hands more than one value to the rest of the model (or reaches the model's output)
+is left alone: its operations import one by one and the check names the first that moves the
+batch.
+"""
+from __future__ import annotations
+
+import copy
+
+BATCHES = (2, 3)
+MAX_GROWTH = 500  # rounds of taking in a stretch's next operations before giving up
+
+
+def batch_regions(traced, input_shapes: dict) -> dict:
+    """{exit node: [the stretch's nodes in graph order, the exit last]}; empty when the input
+    shapes are unknown or the module does not run on random inputs."""
+    if not input_shapes:
+        return {}
+    sizes = _sizes(traced, input_shapes)
+    if sizes is None:
+        return {}
+    inside = {n for n, (a, b) in sizes.items() if _moved(a, b)}
+    if not inside:
+        return {}
+    order = {n: i for i, n in enumerate(traced.graph.nodes)}
+    regions, seen = {}, set()
+    for start in sorted(inside, key=order.__getitem__):
+        if start in seen:
+            continue
+        members = _component(start, inside)
+        exits = _exits(members)
+        for _ in range(MAX_GROWTH):  # take in what the stretch hands on until one value leaves
+            if len(exits) <= 1 or any(e.op == "output" for e in exits):
+                break
+            for node in exits:
+                members |= _component(node, inside | {node})
+            exits = _exits(members)
+        seen |= members
+        if len(exits) != 1:
+            continue
+        (exit_node,) = exits
+        if exit_node.op not in ("call_function", "call_method", "call_module") or \
+                exit_node in inside or exit_node not in sizes:
+            continue
+        regions[exit_node] = sorted(members | {exit_node}, key=order.__getitem__)
+    return regions
+
+
+def _sizes(traced, input_shapes: dict):
+    """{node: (output shape at batch 2, at batch 3)} for the nodes giving one tensor."""
+    import torch
+
+    names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
+    if any(name not in input_shapes for name in names):
+        return None
+    shapes = []
+    for batch in BATCHES:
+        found: dict = {}
+        try:
+            module = copy.deepcopy(traced)
+        except Exception:  # noqa: BLE001 - a module that cannot be copied: no stretches
+            return None
+        interpreter = _Recorder(module, found)
+        gen = torch.Generator().manual_seed(0)
+        args = [torch.randn((batch, *input_shapes[n]), generator=gen) for n in names]
+        try:
+            with torch.no_grad():
+                interpreter.run(*args)
+        except Exception:  # noqa: BLE001 - integer inputs, data-dependent code: no stretches
+            return None
+        shapes.append(found)
+    first, second = shapes  # keyed by name: each run had its own copy of the graph
+    return {n: (first[n.name], second[n.name]) for n in traced.graph.nodes
+            if n.name in first and n.name in second}
+
+
+class _Recorder:
+    def __init__(self, module, found: dict):
+        import torch
+        import torch.fx as fx
+
+        class Interpreter(fx.Interpreter):
+            def run_node(self, n):
+                result = super().run_node(n)
+                if isinstance(result, torch.Tensor) and n.op != "placeholder":
+                    found[n.name] = tuple(result.shape)
+                return result
+
+        self.interpreter = Interpreter(module)
+
+    def run(self, *args):
+        return self.interpreter.run(*args)
+
+
+def _moved(a: tuple, b: tuple) -> bool:
+    """The batch (2, then 3) shows in the shape, but not as its first dimension alone."""
+    if len(a) != len(b) or a == b:
+        return False
+    differs = [i for i, (p, q) in enumerate(zip(a, b)) if p != q]
+    return differs != [0] or (a[0], b[0]) != BATCHES
+
+
+def _component(start, inside: set) -> set:
+    members, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node in members:
+            continue
+        members.add(node)
+        todo += [u for u in node.users if u in inside]
+        todo += [a for a in node.all_input_nodes if a in inside]
+    return members
+
+
+def _exits(members: set) -> set:
+    return {u for m in members for u in m.users if u not in members}

@@ -1,0 +1,213 @@
+"""Import of ONNX files: converted to torch (engine.importer.onnx_convert), then the fx path.
+
+Each model is exported in the test (the TorchScript-based exporter, and torch's default dynamo
+exporter for the Transformer), imported, and compared with onnxruntime on the file: parameter
+counts, outputs, a saved copy reopened in a fresh session, and the exports of the imported
+project."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engine.compiler import compile_model
+from engine.errors import ExportError
+from engine.export import export_model
+from engine.importer import import_module
+from engine.layers import opaque as opaque_layer
+from engine.project import dumps_project, loads_project
+from engine.shapes import infer_shapes
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+class Slicer(nn.Module):
+    """chunk, slicing, cat, a scale, permute and transpose, a mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(4, 4, 3, padding=1), nn.Linear(16, 8)
+
+    def forward(self, x):  # (B, 4, 16)
+        a, b = x.chunk(2, dim=-1)
+        h = torch.cat([b, a[:, :, :8]], dim=-1) * 0.5
+        h = self.conv(h).permute(0, 2, 1).transpose(1, 2)
+        return F.leaky_relu(self.fc(h), 0.1).mean(dim=1)
+
+
+class Cnn(nn.Module):
+    """Strided, depthwise and 1×1 convolutions, BatchNorm, ReLU6, Hardswish, pools."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pool, self.c2, self.head = nn.AvgPool2d(2), nn.Conv2d(8, 16, 1), nn.Linear(16, 5)
+
+    def forward(self, x):
+        h = self.pool(F.hardswish(self.dw(F.relu6(self.bn(self.c1(x))))))
+        return self.head(F.adaptive_avg_pool2d(self.c2(h), 1).flatten(1))
+
+
+class Encoder(nn.Module):
+    """A Transformer encoder layer: attention moves the batch to dim 1 inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Linear(6, 16)
+        self.enc = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):  # (B, 5, 6)
+        return self.out(self.enc(self.emb(x)).mean(1))
+
+
+def randomized(module: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point():
+            tensor.copy_(torch.rand_like(tensor) + 0.5 if "running_var" in name
+                         else torch.randn_like(tensor) * 0.5)
+    return module.eval()
+
+
+def export_onnx(module, shape, path, dynamo=False):
+    x = torch.randn(2, *shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(module, (x,), str(path), dynamo=True, input_names=["x"],
+                              dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                              verbose=False)
+        else:
+            torch.onnx.export(module, (x,), str(path), dynamo=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "batch"}})
+    return path
+
+
+def runtime(path, x: torch.Tensor) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def file_parameters(path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    return sum(numpy_helper.to_array(i).size for i in model.graph.initializer
+               if numpy_helper.to_array(i).dtype.kind == "f" and
+               numpy_helper.to_array(i).size > 1)
+
+
+def compiled(project, state):
+    graph = project.models["model"]
+    model = compile_model(graph, infer_shapes(graph))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def forget_session(project) -> None:
+    for graph in [*project.models.values(), *(b.graph for b in project.blocks.values())]:
+        for node in graph.nodes_of_type("Opaque"):
+            opaque_layer._LIVE.pop(node.params.get("ref"), None)
+    for key in [k for k in opaque_layer._LIVE if k.startswith(("captured:", "rebuilt:"))]:
+        del opaque_layer._LIVE[key]
+
+
+CASES = [(Mlp, (6,), False, {"Linear", "Tanh"}), (Slicer, (4, 16), False, {"Conv1d", "Concat"}),
+         (Cnn, (3, 16, 16), False, {"Conv2d", "AvgPool2d", "Linear", "Flatten"}),
+         (Encoder, (5, 6), True, {"Linear", "LayerNorm", "Add", "ReLU"})]
+
+
+@pytest.mark.parametrize("cls, shape, dynamo, layers", CASES,
+                         ids=[c[0].__name__ for c in CASES])
+def test_an_onnx_file_imports_equal_to_onnxruntime_and_survives_the_file(
+        tmp_path, cls, shape, dynamo, layers):
+    path = export_onnx(randomized(cls()), shape, tmp_path / "model.onnx", dynamo)
+    project, state = import_module(path)  # the input shape comes from the file
+    graph = project.models["model"]
+    assert graph.node("x").params["shape"] == list(shape)
+    assert layers <= {n.type for n in graph.nodes()}
+    notes = project.extra["imported_from"]["notes"]
+    assert any(n.startswith("checked against onnxruntime") for n in notes), notes
+    assert sum(v.numel() for k, v in state.items() if v.is_floating_point()) >= \
+        file_parameters(path)  # every weight of the file came along
+    model = compiled(project, state)
+    for batch in (1, 5):
+        x = torch.randn(batch, *shape)
+        with torch.no_grad():
+            assert np.abs(model(x).numpy() - runtime(path, x)).max() < 1e-5, batch
+    # a saved copy opens in a fresh session (captured operations are data) and computes alike
+    text = dumps_project(project)
+    forget_session(project)
+    reopened = loads_project(text)
+    x = torch.randn(3, *shape)
+    with torch.no_grad():
+        assert np.abs(compiled(reopened, state)(x).numpy() - runtime(path, x)).max() < 1e-5
+    for fmt, out in (("onnx", tmp_path / "again.onnx"), ("python", tmp_path / "py")):
+        result = export_model(reopened, fmt, out, weights=state)
+        assert result.checks.get("max_abs_diff", 0.0) < 1e-5, (fmt, result.checks)
+
+
+def test_the_transformer_from_the_older_exporter_imports_too(tmp_path):
+    """The TorchScript exporter writes attention as shape arithmetic (Shape, Gather, Div,
+    Sqrt...): followed as Python values, the batch left free."""
+    path = export_onnx(randomized(Encoder()), (5, 6), tmp_path / "enc.onnx")
+    project, state = import_module(path)
+    x = torch.randn(4, 5, 6)
+    with torch.no_grad():
+        assert np.abs(compiled(project, state)(x).numpy() - runtime(path, x)).max() < 1e-5
+
+
+def test_an_operator_layerlab_cannot_convert_is_named_with_its_node(tmp_path):
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 8, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    path = export_onnx(Recurrent().eval(), (5, 4), tmp_path / "lstm.onnx")
+    with pytest.raises(ExportError, match=r"lstm.onnx: node .*\(LSTM\): the operator LSTM is "
+                       "not one Layerlab converts"):
+        import_module(path)
+
+
+def test_a_damaged_onnx_file_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ExportError, match="bad.onnx: not a readable ONNX model"):
+        import_module(bad)
+    with pytest.raises(ExportError, match="there is no such ONNX file"):
+        import_module(tmp_path / "missing.onnx")
+
+
+def test_main_py_import_reads_an_onnx_file(tmp_path):
+    path = export_onnx(randomized(Cnn()), (3, 16, 16), tmp_path / "cnn.onnx")
+    out = tmp_path / "cnn.layerlab.json"
+    result = subprocess.run([sys.executable, "main.py", "import", str(path), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "checked against onnxruntime" in result.stderr
+    assert out.exists() and (tmp_path / "cnn.weights.pt").exists()
+    check = subprocess.run([sys.executable, "main.py", "check", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
