@@ -1,7 +1,9 @@
-"""File -> Import model…: a PyTorch ``nn.Module`` traced with torch.fx becomes a new project.
+"""File -> Import model…: a PyTorch ``nn.Module`` traced with torch.fx, or an ONNX file, becomes a
+new project.
 
 The user names a Python file and a class (or writes ``file.py:Class`` / ``package.module:Class``),
-the shape of one example input, and optionally a state_dict. The engine's importer traces the
+the shape of one example input, and optionally a state_dict; or an ``.onnx`` file, whose weights
+and input shape come from the file itself. The engine's importer traces the
 model on the thread pool, maps its modules to catalog layers (the rest become opaque nodes) and
 lays the graph out. Warnings (opaque nodes, what a saved copy needs) are shown before the model
 opens; a model that cannot be traced gets the importer's message saying why.
@@ -31,7 +33,8 @@ from gui.dialog_support import (WARNING_STYLE, BackgroundCall, action_buttons, b
                                 grow_to_fit, import_here, message_box, show_texts)
 from gui.settings import Settings
 
-PYTHON_FILTER = "Python files (*.py);;All files (*)"
+PYTHON_FILTER = ("Models (*.py *.onnx);;Python files (*.py);;ONNX files (*.onnx);;"
+                 "All files (*)")
 WEIGHTS_FILTER = "Weights (*.pt *.pth *.bin *.safetensors);;All files (*)"
 SHAPE_EXAMPLE = "write the sizes of one sample without the batch, e.g. 1×28×28 or 2"
 KEY_FOLDER = "import/folder"
@@ -55,10 +58,17 @@ class ImportedModel:
 
 
 # -- reading the form -------------------------------------------------------------------------
-def parse_shape(text: str):
+def is_onnx(where: str) -> bool:
+    return where.strip().lower().endswith(".onnx")
+
+
+def parse_shape(text: str, optional: bool = False):
     """``1×28×28`` -> [1, 28, 28]; several inputs separated by ``;`` -> a list of shapes.
-    ValueError with a message for the user when the text is not a shape."""
+    ValueError with a message for the user when the text is not a shape; None for an empty
+    text when the shape is ``optional`` (an ONNX file knows its own)."""
     parts = [p.strip() for p in text.split(";")]
+    if not any(parts) and optional:
+        return None
     if not any(parts):
         raise ValueError(f"Give the example input's shape: {SHAPE_EXAMPLE}.")
     shapes = [_one_shape(p) for p in parts]
@@ -76,8 +86,10 @@ def model_source(where: str, class_name: str) -> str:
     """The importer's ``file.py:Class`` from the form; ValueError says what is missing."""
     where, class_name = where.strip(), class_name.strip()
     if not where:
-        raise ValueError("Choose the Python file that defines the model (or write "
-                         "package.module).")
+        raise ValueError("Choose the Python file that defines the model, or an ONNX file (or "
+                         "write package.module).")
+    if is_onnx(where):
+        return where  # the file is the whole model
     if re.search(r":[A-Za-z_][\w.]*$", where):
         return where  # already file.py:Class or package.module:Class
     if class_name:
@@ -111,7 +123,8 @@ def trace_model(source: str, shape, weights: str | None) -> ImportedModel:
                           "the shape and the weights") from None
     notes = project.extra.get("imported_from", {}).get("notes", [])
     # the importer's own check passed; the module hierarchy became blocks
-    info = [n for n in notes if n.startswith(("checked:", "the module hierarchy"))]
+    info = [n for n in notes if n.startswith(("checked:", "the module hierarchy",
+                                                "checked against onnxruntime"))]
     warnings = [n for n in notes if n not in info] + reopen_warnings(project)
     return ImportedModel(project, state, info, warnings)
 
@@ -198,7 +211,8 @@ class ImportDialog(QDialog):
 
     # -- building --------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.file_edit = _line_edit("importFile", "path/to/model.py, or package.module")
+        self.file_edit = _line_edit("importFile",
+                                    "path/to/model.py, package.module or path/to/model.onnx")
         self.file_browse = QPushButton("Browse…")
         self.file_browse.clicked.connect(self.browse_file)
         self.class_combo = QComboBox()
@@ -218,8 +232,10 @@ class ImportDialog(QDialog):
         self._build_feedback()
 
     def _build_feedback(self) -> None:
-        self.hint = QLabel("The model is traced with torch.fx. Modules without a matching "
-                           "layer become opaque nodes that still compile and train.")
+        self.hint = QLabel("The model is traced with torch.fx (an ONNX file is converted to "
+                           "PyTorch first, its weights and input shape read from it). Modules "
+                           "without a matching layer become opaque nodes that still compile "
+                           "and train.")
         self.hint.setObjectName("mutedText")
         self.hint.setWordWrap(True)
         self.busy_bar, self.busy_label = busy_indicator("Tracing the model with torch.fx…")
@@ -238,7 +254,7 @@ class ImportDialog(QDialog):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        form.addRow("Python file", _row(self.file_edit, self.file_browse))
+        form.addRow("Model file", _row(self.file_edit, self.file_browse))
         form.addRow("Class", self.class_combo)
         form.addRow("Example input", self.shape_edit)
         form.addRow("Weights", _row(self.weights_edit, self.weights_browse))
@@ -253,7 +269,7 @@ class ImportDialog(QDialog):
 
     # -- files -----------------------------------------------------------------------------------
     def browse_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Python file of the model",
+        path, _ = QFileDialog.getOpenFileName(self, "The model: a Python file or an ONNX file",
                                               self._start_folder(), PYTHON_FILTER)
         if path:
             self.file_edit.setText(path)
@@ -270,7 +286,7 @@ class ImportDialog(QDialog):
 
     def _start_folder(self) -> str:
         current = self.file_edit.text().strip()
-        if current.endswith(".py") and Path(current).parent.is_dir():
+        if current.endswith((".py", ".onnx")) and Path(current).parent.is_dir():
             return str(Path(current).parent)
         return str(self.settings.qsettings.value(KEY_FOLDER, "") or Path.home())
 
@@ -300,7 +316,7 @@ class ImportDialog(QDialog):
             return
         try:
             source = model_source(self.file_edit.text(), self.class_combo.currentText())
-            shape = parse_shape(self.shape_edit.text())
+            shape = parse_shape(self.shape_edit.text(), optional=is_onnx(source))
         except ValueError as exc:
             self._failed(str(exc))
             return
@@ -340,6 +356,11 @@ class ImportDialog(QDialog):
         """A changed form needs a new trace before anything opens."""
         self.pending = None
         self.import_button.setText("Import")
+        onnx = is_onnx(self.file_edit.text())  # an ONNX file: no class, its own input shape
+        self.class_combo.setEnabled(not onnx)
+        self.shape_edit.setPlaceholderText(
+            "optional for an ONNX file: its own input shape is used" if onnx else
+            "e.g. 1×28×28 or 2 (one sample, no batch)")
 
     def _show_busy(self, busy: bool) -> None:
         self.busy = busy
@@ -349,6 +370,7 @@ class ImportDialog(QDialog):
         for widget in (self.import_button, cancel, self.file_edit, self.file_browse,
                        self.class_combo, self.shape_edit, self.weights_edit, self.weights_browse):
             widget.setEnabled(not busy)
+        self.class_combo.setEnabled(not busy and not is_onnx(self.file_edit.text()))
         grow_to_fit(self)
 
     def _show_message(self, notes: str = "", error: str = "") -> None:

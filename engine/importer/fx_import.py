@@ -112,7 +112,9 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
             builder.notes.append(f"kept flat: the nested blocks did not check ({exc})")
             graph, state, library = flat, flat_state, {}
     _layout(graph)
-    project = Project(name=type(module).__name__, models={"model": graph},
+    name = Path(str(source)).name.split(".")[0] if onnx_shapes is not None else \
+        type(module).__name__
+    project = Project(name=name, models={"model": graph},
                       extra={"imported_from": {"source": label,
                                                "class": class_path(type(module)),
                                                "notes": builder.notes}}, blocks=library)
@@ -166,7 +168,7 @@ def reopen_warnings(project) -> list[str]:
             module = node.params.get("module", "")
             if module.startswith(FUNCTION_PREFIX) and not node.params.get("graph"):
                 captured.append(node.id)
-            elif not module.startswith("torch.nn."):
+            elif not module.startswith(("torch.nn.", FUNCTION_PREFIX)):
                 classes.add(module)
     lines = []
     if classes:

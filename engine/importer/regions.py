@@ -26,10 +26,13 @@ def batch_regions(traced, input_shapes: dict) -> dict:
     shapes are unknown or the module does not run on random inputs."""
     if not input_shapes:
         return {}
-    sizes = _sizes(traced, input_shapes)
-    if sizes is None:
+    found = _sizes(traced, input_shapes)
+    if found is None:
         return {}
-    inside = {n for n, (a, b) in sizes.items() if _moved(a, b)}
+    sizes, tupled = found
+    # an item of a tuple result (an LSTM's h_n) is the importer's to map: never in a stretch
+    excluded = {n for n in traced.graph.nodes if any(a.name in tupled for a in n.all_input_nodes)}
+    inside = {n for n, (a, b) in sizes.items() if _moved(a, b)} - excluded
     if not inside:
         return {}
     order = {n: i for i, n in enumerate(traced.graph.nodes)}
@@ -46,7 +49,7 @@ def batch_regions(traced, input_shapes: dict) -> dict:
                 members |= _component(node, inside | {node})
             exits = _exits(members)
         seen |= members
-        if len(exits) != 1:
+        if len(exits) != 1 or (members | exits) & excluded:
             continue
         (exit_node,) = exits
         if exit_node.op not in ("call_function", "call_method", "call_module") or \
@@ -57,20 +60,21 @@ def batch_regions(traced, input_shapes: dict) -> dict:
 
 
 def _sizes(traced, input_shapes: dict):
-    """{node: (output shape at batch 2, at batch 3)} for the nodes giving one tensor."""
+    """({node: (output shape at batch 2, at batch 3)} for the nodes giving one tensor, the
+    names of the nodes giving a tuple of tensors), or None when the module does not run."""
     import torch
 
     names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
     if any(name not in input_shapes for name in names):
         return None
-    shapes = []
+    shapes, tupled = [], set()
     for batch in BATCHES:
         found: dict = {}
         try:
             module = copy.deepcopy(traced)
         except Exception:  # noqa: BLE001 - a module that cannot be copied: no stretches
             return None
-        interpreter = _Recorder(module, found)
+        interpreter = _Recorder(module, found, tupled)
         gen = torch.Generator().manual_seed(0)
         args = [torch.randn((batch, *input_shapes[n]), generator=gen) for n in names]
         try:
@@ -81,11 +85,11 @@ def _sizes(traced, input_shapes: dict):
         shapes.append(found)
     first, second = shapes  # keyed by name: each run had its own copy of the graph
     return {n: (first[n.name], second[n.name]) for n in traced.graph.nodes
-            if n.name in first and n.name in second}
+            if n.name in first and n.name in second}, tupled
 
 
 class _Recorder:
-    def __init__(self, module, found: dict):
+    def __init__(self, module, found: dict, tupled: set):
         import torch
         import torch.fx as fx
 
@@ -94,6 +98,9 @@ class _Recorder:
                 result = super().run_node(n)
                 if isinstance(result, torch.Tensor) and n.op != "placeholder":
                     found[n.name] = tuple(result.shape)
+                elif isinstance(result, (tuple, list)) and any(
+                        isinstance(r, (torch.Tensor, tuple, list)) for r in result):
+                    tupled.add(n.name)
                 return result
 
         self.interpreter = Interpreter(module)

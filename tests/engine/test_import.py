@@ -474,3 +474,31 @@ def test_a_factory_or_a_class_with_literal_arguments_is_imported(tmp_path):
         import_module(f"{source}:make(__import__('os'))", (4,))
     with pytest.raises(ExportError, match=r"make\(...\) failed: 'medium'"):
         import_module(f"{source}:make('medium')", (4,))
+
+
+class SequenceFirst(nn.Module):
+    """Moves the batch to dim 1 for a while (as sequence-first code does), then back."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):  # (B, T, 4)
+        h = x.transpose(0, 1)  # (T, B, 4)
+        h = torch.softmax(self.fc(h) * 2.0, dim=0)  # over time
+        return self.head(h.transpose(0, 1).sum(1))
+
+
+def test_a_stretch_where_the_batch_is_not_first_becomes_one_operation():
+    original = randomized(SequenceFirst())
+    project, state = import_module(original, (5, 4))
+    graph = project.models["model"]
+    stretch = next(n for n in graph.nodes_of_type("Opaque") if "batch is not first" in
+                   n.params["module"])
+    assert stretch.params["module"].startswith("fx: 5 operations")
+    assert [n.type for n in graph.nodes()].count("Linear") == 1  # the head, outside it
+    assert_same_outputs(compiled(project, state), original, (5, 4))
+    text = dumps_project(project)
+    forget_session(project)
+    assert_same_outputs(compiled(loads_project(text), state), original, (5, 4))

@@ -526,3 +526,33 @@ def test_the_file_menu_opens_the_dialogs(qtbot, key, modifiers, dialog_type):
     qtbot.keyClick(window, key, modifiers)
     qtbot.waitUntil(lambda: bool(seen), timeout=5000)
     assert seen == [dialog_type]
+
+
+def test_import_an_onnx_file_needs_no_class_and_no_shape(qtbot, tmp_path, monkeypatch):
+    class Small(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 6 * 6, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+    path = tmp_path / "small.onnx"
+    torch.onnx.export(Small().eval(), (torch.randn(2, 1, 8, 8),), str(path), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    window = open_window(qtbot, spirals())
+    old_document = window.document
+    dialog = import_dialog(qtbot, window)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(path), "")))
+    qtbot.mouseClick(dialog.file_browse, LEFT)
+    assert not dialog.class_combo.isEnabled()  # an ONNX file is the whole model
+    assert "optional" in dialog.shape_edit.placeholderText()
+    qtbot.mouseClick(dialog.import_button, LEFT)
+    qtbot.waitUntil(lambda: window.document is not old_document, timeout=WAIT_MS)
+    graph = window.document.graph("model")
+    assert sorted(n.type for n in graph.nodes()) == \
+        sorted(["Input", "Conv2d", "ReLU", "Flatten", "Linear", "Output"])
+    assert graph.node("x").params["shape"] == [1, 8, 8]  # read from the file
+    assert window.document.shapes["model"].info["fc"].out_shapes["out"] == (3,)
+    assert "conv.weight" in imported_weights(window.document)
