@@ -78,7 +78,7 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     """
     from .opaque import class_path
 
-    from .onnx_convert import check_with_onnxruntime, is_onnx_source
+    from .onnx_convert import check_with_onnxruntime, is_onnx_source, via_torch_export
 
     module, label = load_source(source)
     onnx_shapes = getattr(module, "onnx_sample_shapes", None) if is_onnx_source(source) \
@@ -86,7 +86,17 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     if onnx_shapes is not None and example_input_shape is None:
         example_input_shape = onnx_shapes or None  # the file's own sample shapes
     module = _prepared(module, weights, label)
-    traced = trace(module, label)
+    name = Path(str(source)).name.split(".")[0] if onnx_shapes is not None else \
+        type(module).__name__
+    exported, original_class = None, class_path(type(module))
+    try:
+        traced = trace(module, label)
+    except ExportError as exc:  # branches or loops on sizes: torch.export follows them
+        module, exported = via_torch_export(module, label, example_input_shape, str(exc))
+        if exported > TOLERANCE:
+            raise ExportError(f"{exc}; exported with torch.export instead, it differs from the "
+                              f"module by {exported:.3g}, so it is not imported") from None
+        traced = trace(module, label)
     input_shapes = _input_shapes(example_input_shape, traced)
     forced: set[str] = set()
     traced.graph.eliminate_dead_code()
@@ -112,11 +122,13 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
             builder.notes.append(f"kept flat: the nested blocks did not check ({exc})")
             graph, state, library = flat, flat_state, {}
     _layout(graph)
-    name = Path(str(source)).name.split(".")[0] if onnx_shapes is not None else \
-        type(module).__name__
+    if exported is not None:
+        builder.notes.insert(0, f"torch.fx could not trace the forward; it was exported with "
+                             f"torch.export (through ONNX) and converted back (largest "
+                             f"difference {exported:.2g})")
     project = Project(name=name, models={"model": graph},
                       extra={"imported_from": {"source": label,
-                                               "class": class_path(type(module)),
+                                               "class": original_class,
                                                "notes": builder.notes}}, blocks=library)
     graph.blocks = library
     if library:

@@ -17,6 +17,7 @@ checked against onnxruntime on a random input (:func:`check_with_onnxruntime`).
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 from pathlib import Path
@@ -158,6 +159,7 @@ class _Converter:
             self.consumers[out.name] = self.consumers.get(out.name, 0) + 1
         self.fused: set[str] = set()  # Add nodes folded into the MatMul before them
         self.sample_shapes: dict[str, list[int]] = {}
+        self.shared: dict[tuple, str] = {}  # (operator, weights, attributes) -> module name
 
     @staticmethod
     def _tensor(array):
@@ -267,11 +269,19 @@ class _Converter:
     def ints(self, value, what: str) -> list[int]:
         return [int(v) for v in self.const(value, what).reshape(-1).tolist()]
 
-    def call(self, name: str, module, *args):
-        """Run ``module`` (added as ``name``) on ``args`` in the graph."""
+    def call(self, name: str, module, *args, key=None):
+        """Run ``module`` (added as ``name``) on ``args`` in the graph. Nodes with the same
+        ``key`` (the operator and the weights it reads) call one module, as the file shares
+        the weights (a loop unrolled by the exporter)."""
         import torch.fx as fx
 
-        self.root.add_module(name, module)
+        if key is not None and key in self.shared:
+            self.names.discard(name)
+            name = self.shared[key]
+        else:
+            self.root.add_module(name, module)
+            if key is not None:
+                self.shared[key] = name
         node = self.graph.call_module(name, tuple(self._as_node(a) for a in args))
         return fx.Proxy(node, self.tracer)
 
@@ -446,7 +456,12 @@ def _conv(c, node, ins, a):
                stride=tuple(a.get("strides", [1] * spatial)), padding=padding,
                dilation=tuple(a.get("dilations", [1] * spatial)), groups=groups, bias=b is not None)
     _load(conv, weight=w, bias=b)
-    return c.call(c.module_name(node, node.input[1]), conv, x)
+    return c.call(c.module_name(node, node.input[1]), conv, x, key=_key(node))
+
+
+def _key(node) -> tuple:
+    """What makes two nodes the same module: the operator, its weights, its attributes."""
+    return (node.op_type, tuple(node.input[1:]), str(_attrs(node)))
 
 
 def _conv_transpose(c, node, ins, a):
@@ -466,7 +481,7 @@ def _conv_transpose(c, node, ins, a):
                output_padding=tuple(a.get("output_padding", [0] * spatial)), groups=groups,
                dilation=tuple(a.get("dilations", [1] * spatial)), bias=b is not None)
     _load(conv, weight=w, bias=b)
-    return c.call(c.module_name(node, node.input[1]), conv, x)
+    return c.call(c.module_name(node, node.input[1]), conv, x, key=_key(node))
 
 
 def _load(module, **tensors) -> None:
@@ -483,13 +498,13 @@ def _load(module, **tensors) -> None:
             target.copy_(value.to(target.dtype))
 
 
-def _linear(c, name: str, w, b, x):
+def _linear(c, name: str, w, b, x, key=None):
     """nn.Linear with ``weight`` (out, in)."""
     import torch.nn as nn
 
     linear = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
     _load(linear, weight=w, bias=b)
-    return c.call(name, linear, x)
+    return c.call(name, linear, x, key=key)
 
 
 def _gemm(c, node, ins, a):
@@ -502,7 +517,8 @@ def _gemm(c, node, ins, a):
     if not c.is_graph(w) and not trans_a and alpha == 1.0 and beta == 1.0 and (
             bias is None or (isinstance(bias, torch.Tensor) and bias.dim() == 1)):
         w = c.const(w)
-        return _linear(c, c.module_name(node, node.input[1]), w if trans_b else w.t(), bias, x)
+        return _linear(c, c.module_name(node, node.input[1]), w if trans_b else w.t(), bias, x,
+                       key=_key(node))
     if trans_a:
         x = c.method("t", x)
     if trans_b:
@@ -521,7 +537,8 @@ def _matmul(c, node, ins, a):
     x, w = ins
     if not c.is_graph(w) and isinstance(w, torch.Tensor) and w.dim() == 2:
         bias = _fusable_bias(c, node, w.shape[1])
-        return _linear(c, c.module_name(node, node.input[1]), w.t(), bias, x)
+        return _linear(c, c.module_name(node, node.input[1]), w.t(), bias, x,
+                       key=(*_key(node), id(bias)))
     return c.fn(torch.matmul, x, w)
 
 
@@ -1121,3 +1138,75 @@ def check_with_onnxruntime(path, module, sample_shapes: dict, batch: int = 2) ->
                               f"{g.shape}, onnxruntime {e.shape}")
         diff = max(diff, float(np.max(np.abs(g.astype(np.float64) - e))) if g.size else 0.0)
     return diff
+
+
+# -- a model torch.fx cannot trace --------------------------------------------------------------
+def via_torch_export(module, label: str, example_input_shape, why: str):
+    """``module`` exported with torch.export (through ONNX) and converted back: for a forward
+    that torch.fx cannot trace (it branches or loops on sizes; ``why`` is torch.fx's message).
+    Returns (GraphModule, largest difference to ``module`` on a random batch); ExportError
+    with both reasons otherwise."""
+    import inspect
+    import io
+    import tempfile
+    import warnings
+
+    import torch
+
+    if example_input_shape is None:
+        raise ExportError(f"{why}; give the shape of one input (--input-shape) and it is "
+                          "exported with torch.export instead")
+    params = [p for p in inspect.signature(module.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    shapes = _shape_list(example_input_shape, [p.name for p in params])
+    names = [p.name for p in params][:len(shapes)]
+    problem = "no input"
+    for kind in ("float", "int"):  # token ids feed an Embedding: try whole numbers next
+        gen = torch.Generator().manual_seed(0)
+        args = tuple(torch.randn((2, *s), generator=gen) if kind == "float" else
+                     torch.randint(0, 2, (2, *s), generator=gen) for s in shapes)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "exported.onnx"
+            try:
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                        _quiet_logs():
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(
+                        module, args, str(path), dynamo=True, input_names=names,
+                        dynamic_shapes=tuple({0: torch.export.Dim("batch", min=1)}
+                                             for _ in args), verbose=False)
+            except Exception as exc:  # noqa: BLE001 - torch.export's reasons are many
+                problem = _first_line(exc)
+                continue
+            converted, _ = onnx_module(path)
+        with torch.no_grad():
+            expected, got = module(*args), converted(*args)
+        expected = expected if isinstance(expected, (tuple, list)) else [expected]
+        got = got if isinstance(got, (tuple, list)) else [got]
+        diff = max(float((e - g).abs().max()) for e, g in zip(expected, got))
+        return converted, diff
+    raise ExportError(f"{why}; torch.export cannot export it either ({problem[:300]})")
+
+
+def _shape_list(given, names: list[str]) -> list[list[int]]:
+    if isinstance(given, dict):
+        return [list(given[n]) for n in names if n in given]
+    if given and all(isinstance(s, (tuple, list)) for s in given):
+        return [list(s) for s in given]
+    return [list(given)]
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo",
+                                               "torch.fx", "onnxscript")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)

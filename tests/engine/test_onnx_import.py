@@ -211,3 +211,37 @@ def test_main_py_import_reads_an_onnx_file(tmp_path):
     check = subprocess.run([sys.executable, "main.py", "check", str(out)],
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+class Branchy(nn.Module):
+    """Loops over time and branches on a size: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell, self.head = nn.Linear(4 + 8, 8), nn.Linear(8, 3)
+
+    def forward(self, x):  # (B, T, 4)
+        h = x.new_zeros(x.shape[0], 8)
+        for t in range(x.shape[1]):
+            h = torch.tanh(self.cell(torch.cat([x[:, t], h], dim=1)))
+        if x.shape[1] > 3:
+            h = h * 2.0
+        return self.head(h)
+
+
+def test_a_forward_torch_fx_cannot_trace_is_exported_with_torch_export_instead():
+    original = randomized(Branchy())
+    project, state = import_module(original, (6, 4))
+    notes = project.extra["imported_from"]["notes"]
+    assert notes[0].startswith("torch.fx could not trace the forward; it was exported with "
+                               "torch.export"), notes
+    assert any("module cell is called 6 times" in n for n in notes)  # the unrolled loop
+    assert project.name == "Branchy"
+    model = compiled(project, state)
+    for batch in (1, 7):  # the batch stayed free
+        x = torch.randn(batch, 6, 4)
+        with torch.no_grad():
+            assert torch.allclose(model(x), original(x), atol=1e-5)
+    with pytest.raises(ExportError, match=r"torch.fx cannot trace this model.*; give the "
+                       "shape of one input"):
+        import_module(original)
