@@ -52,7 +52,7 @@ def example_inputs(model, graph, shapes, batch: int, seed: int = 0) -> tuple:
     inputs = []
     for node_id in model.input_names:
         shape = (batch, *shapes.info[node_id].out_shapes["out"])
-        vocab = _vocabulary(graph, shapes, node_id)
+        vocab = vocabulary(graph, shapes, node_id)
         if vocab:
             inputs.append(torch.randint(0, vocab, shape, generator=gen).float())
         else:
@@ -119,10 +119,33 @@ def dynamic_axes(job) -> dict:
     return axes
 
 
-def _vocabulary(graph, shapes, node_id: str) -> int | None:
+def vocabulary(graph, shapes, node_id: str) -> int | None:
+    """The vocabulary an input of token ids indexes (the smallest of the embeddings it feeds,
+    Embedding layers downstream or embeddings inside an Opaque node it feeds directly, as an
+    imported model's lookup with computed positions is captured); None for a float input."""
     sizes = [shapes.info[n].params["num_embeddings"] for n in graph.descendants(node_id)
              if graph.node(n).type == "Embedding" and shapes.info[n].params]
+    sizes += _opaque_vocabularies(graph, shapes, node_id)
     return min(sizes) if sizes else None
+
+
+def _opaque_vocabularies(graph, shapes, node_id: str) -> list[int]:
+    import torch.nn as nn
+
+    from ..layers import ShapeError
+    from ..layers.opaque import live_module
+
+    found = []
+    for edge in graph.out_edges(node_id):
+        info = shapes.info.get(edge.dst)
+        if graph.node(edge.dst).type != "Opaque" or info is None or not info.params:
+            continue
+        try:
+            live = live_module(info.params)
+        except (ShapeError, KeyError):
+            continue
+        found += [m.num_embeddings for m in live.modules() if isinstance(m, nn.Embedding)]
+    return found
 
 
 def outputs_of(result) -> list:
@@ -133,11 +156,20 @@ def max_difference(model_a, model_b, make_inputs, batches=CHECK_BATCHES) -> floa
     """Largest absolute difference between two callables' outputs over the check batches."""
     import torch
 
+    from ..errors import ExportError, LayerlabError
+
     worst = 0.0
     with torch.no_grad():
         for batch in batches:
             xs = make_inputs(batch)
-            worst = max(worst, _diff(outputs_of(model_a(*xs)), outputs_of(model_b(*xs))))
+            try:
+                worst = max(worst, _diff(outputs_of(model_a(*xs)), outputs_of(model_b(*xs))))
+            except LayerlabError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a model refusing its example inputs
+                line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ExportError(f"the model does not run on example inputs of batch {batch} "
+                                  f"({type(exc).__name__}: {line[:300]})") from None
     return worst
 
 

@@ -36,7 +36,7 @@ from ..errors import ExportError, LayerlabError
 from ..graph import Graph
 from ..layers import ShapeError, get_spec
 from ..project import Project
-from .regions import batch_regions
+from .regions import batch_regions, probe
 
 _SIZE_METHODS = {"size", "dim", "numel"}
 _SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda"}
@@ -89,6 +89,7 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     name = Path(str(source)).name.split(".")[0] if onnx_shapes is not None else \
         type(module).__name__
     exported, original_class = None, class_path(type(module))
+    original_params = sum(p.numel() for p in module.parameters())
     try:
         traced = trace(module, label)
     except ExportError as exc:  # branches or loops on sizes: torch.export follows them
@@ -101,9 +102,13 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     forced: set[str] = set()
     traced.graph.eliminate_dead_code()
     traced.recompile()
-    regions = batch_regions(traced, input_shapes)
+    probed = probe(traced, input_shapes)
+    regions = batch_regions(traced, input_shapes, probed)
+    # masks and indices computed in the forward (bool, int) are recomputed inside the
+    # operation that uses them: every value on the canvas is a float tensor
+    masks = {n for n in (probed[2] if probed else ()) if all(u.op != "output" for u in n.users)}
     for _ in range(MAX_REBUILDS):
-        builder = _Builder(traced, input_shapes, forced, regions)
+        builder = _Builder(traced, input_shapes, forced, regions, masks)
         graph = builder.build()
         misfits = builder.misfits() - forced
         if not misfits:
@@ -126,6 +131,12 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
         builder.notes.insert(0, f"torch.fx could not trace the forward; it was exported with "
                              f"torch.export (through ONNX) and converted back (largest "
                              f"difference {exported:.2g})")
+        kept = _parameter_count(graph)
+        if kept < original_params:
+            builder.notes.insert(1, f"{original_params - kept:,} of the module's "
+                                 f"{original_params:,} parameters are not in the graph: "
+                                 "torch.export keeps what this input shape uses (the position "
+                                 "embeddings of its length, say)")
     project = Project(name=name, models={"model": graph},
                       extra={"imported_from": {"source": label,
                                                "class": original_class,
@@ -353,6 +364,8 @@ def trace(module, label: str):
 
     try:
         tracer = Tracer()
+        # a converted ONNX file keeps its constants as buffers, some used as tensors directly
+        tracer.proxy_buffer_attributes = bool(getattr(module, "onnx_converted", False))
         graph = tracer.trace(module)
         return fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as exc:  # fx raises TraceError, TypeError, RuntimeError... for one cause
@@ -429,8 +442,10 @@ class _Builder:
     """Walks a traced GraphModule and builds the Layerlab graph, node by node."""
 
     def __init__(self, traced, input_shapes: dict, forced: frozenset | set = frozenset(),
-                 regions: dict | None = None):
+                 regions: dict | None = None, masks: set | None = None):
         from ..compiler import _reserved_names
+
+        self.masks = masks or set()  # bool / int values: recomputed where used, never nodes
 
         # stretches where the batch is not first: {exit node: its nodes} (importer.regions)
         self.regions = regions or {}
@@ -491,6 +506,9 @@ class _Builder:
     def _call_function(self, node) -> None:
         from .mapping import map_call
 
+        if node in self.masks:
+            self.size_values.add(node)
+            return
         if self._is_size(node) or (node.target is operator.getitem and self._getitem(node)):
             return
         if self._split(node):
@@ -800,11 +818,25 @@ def check_outputs(graph: Graph, state: dict, module, label: str) -> float:
         return tuple(_random_input(graph, shapes, name, batch, gen)
                      for name in model.input_names)
 
-    diff = max_difference(model, module, inputs, batches=(2,))
+    try:
+        diff = max_difference(model, module, inputs, batches=(2,))
+    except Exception as exc:  # noqa: BLE001 - the user's module (or a capture) refusing them
+        raise ExportError(f"{label}: the imported graph could not be checked against the "
+                          f"module on random inputs ({_first_line(exc)})") from None
     if not diff <= TOLERANCE:
         raise ExportError(f"{label}: the imported graph does not reproduce the module's outputs "
                           f"(largest difference {diff:.3g}); please report this model")
     return diff
+
+
+def _parameter_count(graph: Graph) -> int:
+    from ..compiler import compile_model
+    from ..shapes import infer_shapes
+
+    try:
+        return sum(p.numel() for p in compile_model(graph, infer_shapes(graph)).parameters())
+    except LayerlabError:
+        return 0
 
 
 def _first_mismatch(expected: dict, given: dict) -> str | None:
@@ -821,9 +853,10 @@ def _first_mismatch(expected: dict, given: dict) -> str | None:
 def _random_input(graph: Graph, shapes, name: str, batch: int, gen):
     import torch
 
+    from ..export.formats import vocabulary
+
     shape = (batch, *shapes.info[name].out_shapes["out"])
-    vocab = [shapes.info[n].params["num_embeddings"] for n in graph.descendants(name)
-             if graph.node(n).type == "Embedding"]
+    vocab = vocabulary(graph, shapes, name)
     if vocab:
-        return torch.randint(0, min(vocab), shape, generator=gen)
+        return torch.randint(0, vocab, shape, generator=gen)
     return torch.randn(shape, generator=gen)

@@ -43,13 +43,13 @@ class _Unsupported(Exception):
 
 
 # -- reading the file ---------------------------------------------------------------------------
-def onnx_module(path):
+def onnx_module(path, label: str | None = None):
     """(GraphModule, {input name: shape of one sample}) for the ONNX file ``path``; ExportError
-    naming the file (and the node) for anything that cannot be converted."""
+    naming the file (or ``label``) and the node for anything that cannot be converted."""
     import onnx
 
     path = Path(path)
-    label = path.name
+    label = label or path.name
     if not path.is_file():
         raise ExportError(f"{path}: there is no such ONNX file")
     try:
@@ -143,6 +143,8 @@ class _Converter:
         self.consts: dict = {}  # ONNX name -> torch tensor known before running
         for init in g.initializer:
             self.consts[init.name] = self._tensor(numpy_helper.to_array(init))
+        # the file's weights: used by an operation directly, they stay trainable parameters
+        self.weights = {id(v) for v in self.consts.values() if _is_weight(v)}
         self.env: dict = {}  # ONNX name -> Proxy | tensor | shape list | number
         self.ranks: dict[str, list] = {}  # ONNX name -> its dims (int or symbolic name)
         for info in [*g.input, *g.value_info, *g.output]:
@@ -216,6 +218,7 @@ class _Converter:
         self.graph.output(results[0] if len(results) == 1 else tuple(results))
         self.graph.lint()
         gm = fx.GraphModule(self.root, self.graph, class_name=_class_name(self.label))
+        gm.onnx_converted = True  # the importer's trace reads its constants as graph values
         return gm
 
     def _value(self, name: str):
@@ -350,8 +353,10 @@ class _Converter:
         return value.node if self.is_graph(value) else value
 
     def _as_node(self, value, what: str = "value"):
-        """An fx node for a graph value or a constant tensor (kept as a buffer of the module)."""
+        """An fx node for a graph value or a constant tensor: a parameter of the module for a
+        weight of the file, a buffer for any other constant."""
         import torch
+        import torch.nn as nn
 
         if self.is_graph(value):
             return value.node
@@ -365,8 +370,12 @@ class _Converter:
             raise _Unsupported(f"its {what} is not a tensor")
         key = id(value)
         if key not in self.attrs_made:
-            name = self._free(f"const_{len(self.attrs_made)}")
-            self.root.register_buffer(name, value.clone())
+            if key in self.weights:
+                name = self._free(f"weight_{len(self.attrs_made)}")
+                self.root.register_parameter(name, nn.Parameter(value.clone()))
+            else:
+                name = self._free(f"const_{len(self.attrs_made)}")
+                self.root.register_buffer(name, value.clone())
             self.attrs_made[key] = (self.graph.get_attr(name), value)
         return self.attrs_made[key][0]
 
@@ -402,6 +411,18 @@ class _Converter:
             not (isinstance(d, int) and d > 0) for d in dims) else None
         return [d if isinstance(d, int) and d > 0 else self.fn(operator.getitem, shape, i)
                 for i, d in enumerate(dims)]
+
+
+def _is_weight(tensor) -> bool:
+    """A float initializer of more than one value that is not a mask (only 0, 1 and the
+    lowest or infinite values): a weight to train, not a constant of the computation."""
+    import torch
+
+    if not tensor.is_floating_point() or tensor.numel() <= 1:
+        return False
+    lowest = torch.finfo(tensor.dtype).min
+    mask = (tensor == 0) | (tensor == 1) | torch.isinf(tensor) | (tensor == lowest)
+    return not bool(mask.all())
 
 
 def _class_name(label: str) -> str:
@@ -1018,10 +1039,77 @@ def _pad(c, node, ins, a):
 
 
 def _expand(c, node, ins, a):
-    shape = ins[1] if isinstance(ins[1], list) else c.ints(ins[1], "shape")
-    return c.method("expand", ins[0], *[-1 if isinstance(d, int) and d == 1 else d
-                                        for d in shape]) if c.is_graph(ins[0]) else \
-        ins[0].expand(*shape)
+    """ONNX Expand broadcasts: a 1 in the shape keeps the input's size there."""
+    x = ins[0]
+    shape = list(ins[1]) if isinstance(ins[1], list) else c.ints(ins[1], "shape")
+    rank = c.rank(node.input[0], x)
+    if rank is None:
+        raise _Unsupported("the rank of its input is unknown")
+    lead = len(shape) - rank  # new leading dimensions (negative: the input has more)
+    target = [-1] * max(0, -lead) + [
+        (-1 if i >= lead else 1) if isinstance(d, int) and d == 1 else d
+        for i, d in enumerate(shape)]
+    if not c.is_graph(x) and not c._has_graph(target):
+        return c.const(x).expand(*target)
+    return c.method("expand", x, *target)
+
+
+def _elementwise(name: str):
+    """A torch function of the inputs, as they are (sizes joining as numbers or tensors)."""
+    def handler(c, node, ins, a):
+        import torch
+
+        values = [c.scalar_or_tensor(v) for v in ins if v is not None]
+        values = [c.const(v) if isinstance(v, (int, float)) and not c._has_graph(values)
+                  else v for v in values]
+        fn = getattr(torch, name)
+        out = values[0]
+        if name in ("minimum", "maximum") and len(values) > 2:  # variadic Min / Max
+            for v in values[1:]:
+                out = c.fn(fn, out, v)
+            return out
+        return c.fn(fn, *values)
+    return handler
+
+
+def _range(c, node, ins, a):
+    import torch
+
+    start, limit, delta = (c.scalar_or_tensor(v) for v in ins)
+    start, limit, delta = (c.operand(v) if isinstance(v, torch.Tensor) else v
+                           for v in (start, limit, delta))
+    return c.fn(torch.arange, start, limit, delta)
+
+
+def _trilu(c, node, ins, a):
+    import torch
+
+    k = c.operand(c.const(ins[1], "k")) if len(ins) > 1 and ins[1] is not None else 0
+    return c.fn(torch.triu if int(a.get("upper", 1)) else torch.tril, ins[0], k)
+
+
+def _cumsum(c, node, ins, a):
+    import torch
+
+    if int(a.get("exclusive", 0)) or int(a.get("reverse", 0)):
+        raise _Unsupported("an exclusive or reversed CumSum is not converted")
+    return c.fn(torch.cumsum, ins[0], c.operand(c.const(ins[1], "axis")))
+
+
+def _argmax(name: str):
+    def handler(c, node, ins, a):
+        import torch
+
+        if int(a.get("select_last_index", 0)):
+            raise _Unsupported("select_last_index is not converted")
+        return c.fn(getattr(torch, name), ins[0], int(a.get("axis", 0)),
+                    bool(a.get("keepdims", 1)))
+    return handler
+
+
+def _tile(c, node, ins, a):
+    repeats = ins[1] if isinstance(ins[1], list) else c.ints(ins[1], "repeats")
+    return c.method("repeat", ins[0], *repeats)
 
 
 def _mod(c, node, ins, a):
@@ -1096,6 +1184,15 @@ OPS = {
     "ConstantOfShape": _constant_of_shape, "Cast": _cast, "Identity": _identity,
     "Dropout": _dropout, "ReduceMean": _reduce("mean"), "ReduceSum": _reduce("sum"),
     "ReduceMax": _reduce("max"), "ReduceMin": _reduce("min"), "Pad": _pad, "Expand": _expand,
+    "Equal": _elementwise("eq"), "Less": _elementwise("lt"), "Greater": _elementwise("gt"),
+    "LessOrEqual": _elementwise("le"), "GreaterOrEqual": _elementwise("ge"),
+    "And": _elementwise("logical_and"), "Or": _elementwise("logical_or"),
+    "Xor": _elementwise("logical_xor"), "Not": _elementwise("logical_not"),
+    "IsNaN": _elementwise("isnan"), "IsInf": _elementwise("isinf"),
+    "Min": _elementwise("minimum"), "Max": _elementwise("maximum"),
+    "Sin": _elementwise("sin"), "Cos": _elementwise("cos"), "Sign": _elementwise("sign"),
+    "Range": _range, "Trilu": _trilu, "CumSum": _cumsum, "ArgMax": _argmax("argmax"),
+    "ArgMin": _argmax("argmin"), "Tile": _tile,
 }
 
 
@@ -1178,7 +1275,7 @@ def via_torch_export(module, label: str, example_input_shape, why: str):
             except Exception as exc:  # noqa: BLE001 - torch.export's reasons are many
                 problem = _first_line(exc)
                 continue
-            converted, _ = onnx_module(path)
+            converted, _ = onnx_module(path, f"{label} (exported with torch.export)")
         with torch.no_grad():
             expected, got = module(*args), converted(*args)
         expected = expected if isinstance(expected, (tuple, list)) else [expected]
@@ -1204,7 +1301,7 @@ def _quiet_logs():
                                                "torch.fx", "onnxscript")]
     levels = [log.level for log in loggers]
     for log in loggers:
-        log.setLevel(logging.ERROR)
+        log.setLevel(logging.CRITICAL)  # a failed first try logs errors that are not the user's
     try:
         yield
     finally:

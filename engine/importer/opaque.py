@@ -126,6 +126,12 @@ def capture(nodes: list[fx.Node], owner: fx.GraphModule, tensor_of) -> tuple:
         else:
             env[node] = g.node_copy(node, arg)
     g.output(env[nodes[-1]])
+    for node in list(g.nodes):  # token ids arrive as floats on the canvas, as every value does
+        if node.op == "call_module" and isinstance(root.get_submodule(node.target),
+                                                   nn.Embedding) and node.args:
+            with g.inserting_before(node):
+                ids = g.call_method("long", (node.args[0],))
+            node.args = (ids, *node.args[1:])
     module = fx.GraphModule(root, g, class_name="Captured")
     text = describe(nodes) if len(nodes) <= 2 or all(
         n.target is operator.getitem for n in nodes[1:]) else describe_stretch(nodes)

@@ -21,15 +21,22 @@ BATCHES = (2, 3)
 MAX_GROWTH = 500  # rounds of taking in a stretch's next operations before giving up
 
 
-def batch_regions(traced, input_shapes: dict) -> dict:
+def probe(traced, input_shapes: dict):
+    """Run the traced module at two batch sizes: ({node: (shape at batch 2, at batch 3)},
+    names of nodes giving tuples, nodes giving tensors that are not floating point), or None
+    when the input shapes are unknown or it does not run on random inputs."""
+    if not input_shapes:
+        return None
+    return _sizes(traced, input_shapes)
+
+
+def batch_regions(traced, input_shapes: dict, probed=None) -> dict:
     """{exit node: [the stretch's nodes in graph order, the exit last]}; empty when the input
     shapes are unknown or the module does not run on random inputs."""
-    if not input_shapes:
-        return {}
-    found = _sizes(traced, input_shapes)
+    found = probed if probed is not None else probe(traced, input_shapes)
     if found is None:
         return {}
-    sizes, tupled = found
+    sizes, tupled, _ = found
     # an item of a tuple result (an LSTM's h_n) is the importer's to map: never in a stretch
     excluded = {n for n in traced.graph.nodes if any(a.name in tupled for a in n.all_input_nodes)}
     inside = {n for n, (a, b) in sizes.items() if _moved(a, b)} - excluded
@@ -67,29 +74,38 @@ def _sizes(traced, input_shapes: dict):
     names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
     if any(name not in input_shapes for name in names):
         return None
-    shapes, tupled = [], set()
+    shapes, tupled, nonfloat = [], set(), set()
     for batch in BATCHES:
         found: dict = {}
         try:
             module = copy.deepcopy(traced)
         except Exception:  # noqa: BLE001 - a module that cannot be copied: no stretches
             return None
-        interpreter = _Recorder(module, found, tupled)
-        gen = torch.Generator().manual_seed(0)
-        args = [torch.randn((batch, *input_shapes[n]), generator=gen) for n in names]
-        try:
-            with torch.no_grad():
-                interpreter.run(*args)
-        except Exception:  # noqa: BLE001 - integer inputs, data-dependent code: no stretches
+        interpreter = _Recorder(module, found, tupled, nonfloat)
+        for kind in ("float", "int"):  # token ids feed an Embedding: whole numbers next
+            gen = torch.Generator().manual_seed(0)
+            args = [torch.randn((batch, *input_shapes[n]), generator=gen) if kind == "float"
+                    else torch.randint(0, 2, (batch, *input_shapes[n]), generator=gen)
+                    for n in names]
+            try:
+                with torch.no_grad():
+                    interpreter.run(*args)
+                break
+            except Exception:  # noqa: BLE001 - data-dependent code, odd inputs: no stretches
+                found.clear()
+                tupled.clear()
+                nonfloat.clear()
+        else:
             return None
         shapes.append(found)
     first, second = shapes  # keyed by name: each run had its own copy of the graph
     return {n: (first[n.name], second[n.name]) for n in traced.graph.nodes
-            if n.name in first and n.name in second}, tupled
+            if n.name in first and n.name in second}, tupled, \
+        {n for n in traced.graph.nodes if n.name in nonfloat}
 
 
 class _Recorder:
-    def __init__(self, module, found: dict, tupled: set):
+    def __init__(self, module, found: dict, tupled: set, nonfloat: set):
         import torch
         import torch.fx as fx
 
@@ -98,6 +114,8 @@ class _Recorder:
                 result = super().run_node(n)
                 if isinstance(result, torch.Tensor) and n.op != "placeholder":
                     found[n.name] = tuple(result.shape)
+                    if not result.is_floating_point() and n.op != "get_attr":
+                        nonfloat.add(n.name)
                 elif isinstance(result, (tuple, list)) and any(
                         isinstance(r, (torch.Tensor, tuple, list)) for r in result):
                     tupled.add(n.name)
