@@ -15,8 +15,6 @@ batch.
 """
 from __future__ import annotations
 
-import copy
-
 BATCHES = (2, 3)
 MAX_GROWTH = 500  # rounds of taking in a stretch's next operations before giving up
 
@@ -25,9 +23,30 @@ def probe(traced, input_shapes: dict):
     """Run the traced module at two batch sizes: ({node: (shape at batch 2, at batch 3)},
     names of nodes giving tuples, nodes giving tensors that are not floating point), or None
     when the input shapes are unknown or it does not run on random inputs."""
-    if not input_shapes:
+    if not input_shapes or not _worth_probing(traced):
         return None
     return _sizes(traced, input_shapes)
+
+
+# operations that can move the batch or make a mask: without one, there is nothing to find
+# (a ResNet is not run twice for nothing)
+_MOVERS = {"transpose", "permute", "view", "reshape", "t", "movedim", "moveaxis", "swapaxes",
+           "swapdims", "unsqueeze", "squeeze", "expand", "repeat", "einsum", "matmul", "bmm",
+           "unflatten", "eq", "ne", "lt", "gt", "le", "ge", "isnan", "isinf", "logical_not",
+           "logical_and", "logical_or", "where", "masked_fill", "arange", "argmax", "argmin",
+           "long", "int", "bool", "to", "type", "tril", "triu", "cumsum", "getitem"}
+
+
+def _worth_probing(traced) -> bool:
+    for node in traced.graph.nodes:
+        if node.op == "call_method" and node.target in _MOVERS:
+            return True
+        if node.op == "call_function" and getattr(node.target, "__name__", "") in _MOVERS:
+            return True
+        if node.op == "call_module" and type(traced.get_submodule(node.target)).__name__ in (
+                "GraphModule", "Captured"):
+            return True
+    return False
 
 
 def batch_regions(traced, input_shapes: dict, probed=None) -> dict:
@@ -77,11 +96,7 @@ def _sizes(traced, input_shapes: dict):
     shapes, tupled, nonfloat = [], set(), set()
     for batch in BATCHES:
         found: dict = {}
-        try:
-            module = copy.deepcopy(traced)
-        except Exception:  # noqa: BLE001 - a module that cannot be copied: no stretches
-            return None
-        interpreter = _Recorder(module, found, tupled, nonfloat)
+        interpreter = _Recorder(traced, found, tupled, nonfloat)  # eval mode, no_grad below
         for kind in ("float", "int"):  # token ids feed an Embedding: whole numbers next
             gen = torch.Generator().manual_seed(0)
             args = [torch.randn((batch, *input_shapes[n]), generator=gen) if kind == "float"
@@ -98,7 +113,7 @@ def _sizes(traced, input_shapes: dict):
         else:
             return None
         shapes.append(found)
-    first, second = shapes  # keyed by name: each run had its own copy of the graph
+    first, second = shapes
     return {n: (first[n.name], second[n.name]) for n in traced.graph.nodes
             if n.name in first and n.name in second}, tupled, \
         {n for n in traced.graph.nodes if n.name in nonfloat}
