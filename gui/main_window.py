@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QTabBar,
                                QTabWidget, QWidget)
@@ -19,6 +19,7 @@ from engine.shapes import ShapeInference
 from gui import dialogs, files
 from gui.actions import Actions
 from gui.blocks import BlockActions
+from gui.collector import settled
 from gui.document import BLOCK_TAB, Document
 from gui.editing import Editing
 from gui.runs_panel import install_runs
@@ -153,11 +154,17 @@ class MainWindow(QMainWindow):
     # -- the document ------------------------------------------------------------------------------
     def set_document(self, document: Document) -> None:
         """Show ``document`` (the previous one is closed without asking: see maybe_save)."""
+        with settled():  # no collector pauses while a big graph builds, nor after (collector)
+            self._set_document(document)
+
+    def _set_document(self, document: Document) -> None:
         old = self.document
         self._clear_canvases()
         if old is not None:
             old.close()
             old.deleteLater()
+        # the previous canvases go now, not later: their objects must not be frozen
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         self.document = document
         document.setParent(self)
         for name in document.model_names:
@@ -417,17 +424,22 @@ class MainWindow(QMainWindow):
         """Open a project file; on failure show the loader's message and keep the document."""
         if not self.maybe_save():
             return False
-        try:
-            document = Document.open(path)
-        except ProjectError as exc:
-            dialogs.show_error(self, "Cannot open project", str(exc), self.interactive)
+        with settled():  # reading, inferring and drawing a big graph: one collection, at the end
+            try:
+                document = Document.open(path)
+            except ProjectError as exc:
+                failed = str(exc)
+            else:
+                failed = None
+                if as_copy:
+                    document.project.path = None
+                else:
+                    self.settings.add_recent_file(path)
+                    self.settings.set_last_dir(Path(path).resolve().parent)
+                self.set_document(document)
+        if failed is not None:
+            dialogs.show_error(self, "Cannot open project", failed, self.interactive)
             return False
-        if as_copy:
-            document.project.path = None
-        else:
-            self.settings.add_recent_file(path)
-            self.settings.set_last_dir(Path(path).resolve().parent)
-        self.set_document(document)
         self.show_status(f"Opened {Path(path).name}")
         return True
 

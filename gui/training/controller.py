@@ -9,7 +9,6 @@ Its signals are the only way the rest of the window hears about training: ``stat
 """
 from __future__ import annotations
 
-import gc
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.project import parse_project, project_to_dict
+from gui import collector
 from gui.training.latency import LatencyProbe
 from gui.training.worker import TrainingThread, TrainingWorker, cpu_threads
 
@@ -194,7 +194,7 @@ class TrainingController(QObject):
         # cycle collector walks them all with the interpreter lock held, a quarter-second
         # stall of both training and the window. The objects alive now are left out of
         # collections until the run ends; what the run allocates is collected as usual.
-        gc.freeze()
+        collector.run_started()
         worker = self.thread.worker
         QTimer.singleShot(SETTLE_MS, lambda: self._go(worker))
 
@@ -223,7 +223,7 @@ class TrainingController(QObject):
         self.run_failed.emit(message, node, details)
 
     def _end(self) -> None:
-        gc.unfreeze()
+        collector.run_ended()
         self.thread.wait()
         self.trainer = self.thread.worker.trainer
         self.timer.stop()

@@ -233,11 +233,11 @@ class EdgeItem(QGraphicsItem):
 
     def paint(self, painter, option, widget=None) -> None:
         p = self.paints
-        painter.setRenderHint(_ANTIALIASING)
+        zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(_ANTIALIASING, zoom >= FAR_ZOOM)  # far: hundreds, a pixel wide
         painter.setBrush(_NO_BRUSH)
         painter.setPen(self._pen(p))
         painter.drawPath(self._path)
-        zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         if zoom >= FAR_ZOOM:
             self._paint_label(painter, p, *self._labels[zoom < OVERVIEW_ZOOM])
 

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from ..theme import format_count, format_shape
 from .port_item import PortItem
-from .style import (GLOW, HEADER, LINE, NODE_WIDTH, OVERVIEW_ZOOM, PAD, PORT_STEP, PORT_Y0,
+from .style import (FAR_ZOOM, GLOW, HEADER, LINE, NODE_WIDTH, OVERVIEW_ZOOM, PAD, PORT_STEP, PORT_Y0,
                     RADIUS, Paints)
 
 _MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
@@ -321,9 +321,12 @@ class NodeItem(QGraphicsItem):
     # -- painting --------------------------------------------------------------------------
     def paint(self, painter, option, widget=None) -> None:
         p = self.paints
+        zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+        if zoom < FAR_ZOOM:
+            self._paint_far(painter, p)
+            return
         body, band = self._shapes()
         painter.setRenderHint(painter.RenderHint.Antialiasing)
-        zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         overview = zoom < OVERVIEW_ZOOM
         self._paint_frame(painter, p, body)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -341,6 +344,27 @@ class NodeItem(QGraphicsItem):
             self._paint_error_badge(painter, p)
         if self.badge:
             self._paint_badge(painter, p)
+
+    def _paint_far(self, painter, p: Paints) -> None:
+        """A few pixels a node, hundreds on screen: plain rectangles (no shadow, curves or port
+        circles) and the title, so that zooming a view of a big graph stays quick."""
+        painter.setRenderHint(painter.RenderHint.Antialiasing, False)
+        rect = self.rect()
+        painter.setPen(self._outline_pen(p))
+        painter.setBrush(p.node_brush)
+        painter.drawRect(rect)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(p.header_brush(self.category))
+        painter.drawRect(QRectF(0, 0, NODE_WIDTH, HEADER))
+        if self.tint is not None:
+            painter.setBrush(self._tint_color)
+            painter.drawRect(rect)
+        font, color, text_rect, text, align = self._overview_ops[0]
+        painter.setFont(font)
+        painter.setPen(color)
+        painter.drawText(text_rect, align, text)
+        if self.error:
+            self._paint_error_badge(painter, p)
 
     def _paint_frame(self, painter, p: Paints, body: QPainterPath) -> None:
         painter.setPen(Qt.PenStyle.NoPen)

@@ -174,6 +174,9 @@ class CanvasView(QGraphicsView):
         painter.fillRect(rect, paints.background)
         zoom = self.zoom()
         minor = GRID if GRID * zoom >= 13 else GRID * 5
+        if minor * zoom < 13:  # zoomed far out: the dots would be a haze of thousands
+            minor = GRID * 10
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, minor == GRID)
         self._dots(painter, rect, minor, paints.grid_minor, 1.6)
         if minor == GRID:
             self._dots(painter, rect, GRID * 5, paints.grid_major, 2.4)
