@@ -17,16 +17,26 @@ import gc
 
 _HOLDS: set[str] = set()  # "document", "training"
 _DEPTH = [0]  # settled() blocks open (reading the file, then building the canvases)
+BIG = 500  # objects of a graph with fewer nodes than this are few: no freeze needed
+_BIG = [False]  # set by mark_big() inside the block
+
+
+def mark_big(nodes: int) -> None:
+    """Inside :func:`settled`: the document built has ``nodes`` nodes (freeze if it is big)."""
+    _BIG[0] = _BIG[0] or nodes >= BIG
 
 
 @contextlib.contextmanager
 def settled(reason: str = "document"):
-    """Run the block with the collector off; then collect once and freeze what is alive.
-    Nested blocks settle once, when the outermost ends."""
+    """Run the block with the collector off; then, for a big document (:func:`mark_big`),
+    collect once and freeze what is alive. Nested blocks settle once, when the outermost
+    ends."""
     _DEPTH[0] += 1
     if _DEPTH[0] == 1:
-        _HOLDS.discard(reason)
-        gc.unfreeze()  # what the previous document froze can be collected again
+        _BIG[0] = False
+        if reason in _HOLDS:
+            _HOLDS.discard(reason)
+            gc.unfreeze()  # what the previous document froze can be collected again
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -35,7 +45,7 @@ def settled(reason: str = "document"):
         _DEPTH[0] -= 1
         if was_enabled:
             gc.enable()
-        if _DEPTH[0] == 0:
+        if _DEPTH[0] == 0 and _BIG[0]:
             gc.collect()
             gc.freeze()
             _HOLDS.add(reason)

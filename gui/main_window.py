@@ -19,7 +19,7 @@ from engine.shapes import ShapeInference
 from gui import dialogs, files
 from gui.actions import Actions
 from gui.blocks import BlockActions
-from gui.collector import settled
+from gui.collector import mark_big, settled
 from gui.document import BLOCK_TAB, Document
 from gui.editing import Editing
 from gui.runs_panel import install_runs
@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         document.setParent(self)
         for name in document.model_names:
             self._add_canvas(name)
+        mark_big(sum(len(g) for g in document.project.models.values()))
         document.dirty_changed.connect(self._update_title)
         document.path_changed.connect(self._update_title)
         document.blocks_changed.connect(self.blocks.refresh_palette)
