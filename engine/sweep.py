@@ -400,17 +400,46 @@ def open_study(project, settings: SweepSettings):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = check_storage(settings.storage or default_storage(project))
     epochs = settings.epochs or project.training.get("epochs") or 10
-    try:
-        return optuna.create_study(
-            storage=storage, study_name=settings.study, load_if_exists=True,
-            direction=settings.direction,
-            sampler=make_sampler(settings.sampler, settings.spaces, settings.seed),
-            pruner=make_pruner(settings.pruner, int(epochs)))
-    except (ImportError, ModuleNotFoundError) as exc:
-        raise SweepError(f"--storage: {storage} needs a database driver that is not installed "
-                         f"({exc})") from None
-    except ValueError as exc:  # e.g. a study that exists with the other direction
-        raise SweepError(f"--study {settings.study}: {exc}") from None
+    last: Exception | None = None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.create_study(
+                storage=storage, study_name=settings.study, load_if_exists=True,
+                direction=settings.direction,
+                sampler=make_sampler(settings.sampler, settings.spaces, settings.seed),
+                pruner=make_pruner(settings.pruner, int(epochs)))
+        except (ImportError, ModuleNotFoundError) as exc:
+            raise SweepError(f"--storage: {storage} needs a database driver that is not "
+                             f"installed ({exc})") from None
+        except optuna.exceptions.DuplicatedStudyError as exc:
+            last = exc
+            time.sleep(0.2 * (attempt + 1))  # another worker created it a moment ago
+        except ValueError as exc:  # e.g. a study that exists with the other direction
+            raise SweepError(f"--study {settings.study}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the database's own errors (sqlalchemy)
+            # two workers creating the tables of a new database at once: one of them loses
+            # the race ("already exists"); the tables are there on the next try
+            last = exc
+            if not _storage_race(exc) or attempt == STORAGE_ATTEMPTS - 1:
+                line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise SweepError(f"--storage: {_safe_url(storage)}: {line[:300]}") from None
+            time.sleep(0.2 * (attempt + 1))
+    raise SweepError(f"--study {settings.study}: could not be opened on "
+                     f"{_safe_url(storage)} ({last})")
+
+
+STORAGE_ATTEMPTS = 6
+
+
+def _storage_race(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ in ("IntegrityError", "ProgrammingError", "OperationalError") \
+        and ("already exists" in text or "duplicate" in text or "locked" in text)
+
+
+def _safe_url(url: str) -> str:
+    """The storage URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def objective_for(project, settings: SweepSettings, emit, trainer_callbacks=()):
