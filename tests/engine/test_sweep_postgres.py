@@ -97,3 +97,15 @@ def test_two_sweep_processes_share_a_postgresql_study(postgres, tmp_path):
     assert 8 <= len(study.trials) <= 9  # the study's total; both may start the 8th
     assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE,
                                                 optuna.trial.TrialState.PRUNED}
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "sweep", "mlp_spirals",
+                          "--param", "training.optimizer.lr=float:1e-3:1e-2", "--trials", "1",
+                          "--storage", f"postgresql+psycopg2://bob:secret@/x?host={tmp_path}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith("--storage: postgresql+psycopg2://bob:***@/x?host=")
+    assert "secret" not in out.stderr and "Traceback" not in out.stderr
