@@ -335,11 +335,19 @@ def make_pruner(name: str, epochs: int):
 
 
 class _Pruning:
-    """Reports the metric after every epoch; asks the trainer to stop when Optuna prunes."""
+    """Reports the metric after every epoch; asks the trainer to stop when Optuna prunes.
+    Without a pruner nothing is reported during the trial: each report is a write to the
+    study's storage and each prune check reads every trial back (some 10 ms an epoch on
+    SQLite), and the run history keeps the curve anyway."""
 
     def __init__(self, trial, metric: str):
+        import optuna
+
         self.trial, self.metric, self.pruned = trial, metric, False
         self.values: list[float] = []
+        study = getattr(trial, "study", None)
+        self.reporting = not isinstance(getattr(study, "pruner", None),
+                                        optuna.pruners.NopPruner)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         value = logs.get(self.metric)
@@ -349,6 +357,8 @@ class _Pruning:
         if not math.isfinite(value):
             return
         self.values.append(value)
+        if not self.reporting:
+            return
         self.trial.report(value, epoch)
         if self.trial.should_prune():
             self.pruned = True
