@@ -576,7 +576,7 @@ def _fusable_bias(c, node, width: int):
             other = later.input[1] if later.input[0] == out else later.input[0]
             value = c.consts.get(other)
             if isinstance(value, torch.Tensor) and tuple(value.shape) == (width,):
-                c.fused.add(later.name or id(later))
+                c.fused.add(later.output[0])  # outputs are unique; names may be empty
                 return value
     return None
 
@@ -600,7 +600,7 @@ def _binary(target, name: str):
         import torch
 
         x, y = ins
-        if (node.name or id(node)) in c.fused:  # the bias was folded into the MatMul
+        if node.output[0] in c.fused:  # the bias was folded into the MatMul
             return x if c.is_graph(x) else y
         tensors = [c.is_graph(v) and not c.is_size(v) for v in (x, y)]
         if any(tensors):  # a tensor of the model: sizes join it as numbers or a tensor
