@@ -106,7 +106,8 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     regions = batch_regions(traced, input_shapes, probed)
     # masks and indices computed in the forward (bool, int) are recomputed inside the
     # operation that uses them: every value on the canvas is a float tensor
-    masks = {n for n in (probed[2] if probed else ()) if all(u.op != "output" for u in n.users)}
+    masks = {n for n in (probed[2] if probed else ()) if all(u.op != "output" for u in n.users)
+             and not _feeds_embedding(traced, n)}
     for _ in range(MAX_REBUILDS):
         builder = _Builder(traced, input_shapes, forced, regions, masks)
         graph = builder.build()
@@ -827,6 +828,15 @@ def check_outputs(graph: Graph, state: dict, module, label: str) -> float:
         raise ExportError(f"{label}: the imported graph does not reproduce the module's outputs "
                           f"(largest difference {diff:.3g}); please report this model")
     return diff
+
+
+def _feeds_embedding(traced, node) -> bool:
+    """``x.long()`` read by an nn.Embedding: a node of its own, so that the Embedding maps onto
+    the catalog layer (which takes token ids as floats, as every value on the canvas is)."""
+    import torch.nn as nn
+
+    return any(u.op == "call_module" and isinstance(traced.get_submodule(u.target), nn.Embedding)
+               for u in node.users)
 
 
 def _parameter_count(graph: Graph) -> int:
