@@ -100,6 +100,7 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
         traced = trace(module, label)
     input_shapes = _input_shapes(example_input_shape, traced)
     forced: set[str] = set()
+    _refuse_inplace(traced.graph)  # before dead code goes: an unused h.mul_(2) is not dead
     traced.graph.eliminate_dead_code()
     traced.recompile()
     probed = probe(traced, input_shapes)

@@ -197,18 +197,29 @@ def decode(text: str):
 
 # A project file is data: the functions it may name are tensor and number operations only (no
 # file, process or compiler access), so that opening a file cannot run anything else.
-_ALLOWED_ROOTS = ("torch.", "operator.", "_operator.", "math.")
+_ALLOWED_ROOTS = ("torch.", "math.")
 _DENIED = (".save", ".load", ".hub", ".jit", ".compile", ".utils", ".distributed",
            ".multiprocessing", ".cuda", ".backends", ".export", ".onnx", "._dynamo", ".package",
-           ".serialization", ".fx", ".library", ".ops", ".classes", ".autograd", "._C._")
+           ".serialization", ".fx", ".library", ".ops", ".classes", ".autograd", "._C",
+           "file", "storage", "Storage", ".set_", "_set_", ".from_", "dlpack", "share_memory",
+           ".random.", "manual_seed", "set_default", "._")
 _BUILTINS = {"getattr", "len", "int", "float", "bool", "slice", "range", "tuple", "list",
              "min", "max", "abs", "round", "sum", "pow", "divmod"}
+# operator's arithmetic, comparisons and indexing; never attrgetter, methodcaller or call,
+# which reach any attribute or call any object
+_OPERATORS = {"getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
+              "abs", "matmul", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor",
+              "invert", "not_", "truth", "lshift", "rshift"}
+# what getattr may read of a value in a saved operation
+SIZE_ATTRIBUTES = {"shape", "dtype", "ndim", "T", "mT", "device", "is_cuda", "real", "imag"}
 
 
 def allowed_function(path: str) -> bool:
     """May a saved captured operation call the function ``path``?"""
     if path.startswith("builtins."):
         return path[len("builtins."):] in _BUILTINS
+    if path.startswith(("operator.", "_operator.")):
+        return path.split(".", 1)[1] in _OPERATORS
     return path.startswith(_ALLOWED_ROOTS) and not any(d in path for d in _DENIED) and \
         "__" not in path
 
@@ -238,7 +249,8 @@ def resolve_function(path: str):
 # Tensor methods that take a function or reach outside the tensor's values
 _DENIED_METHODS = {"apply_", "map_", "map2_", "register_hook", "backward",
                    "register_post_accumulate_grad_hook", "share_memory_", "pin_memory",
-                   "storage", "untyped_storage", "data_ptr", "tolist", "numpy", "cuda", "to_sparse"}
+                   "storage", "untyped_storage", "data_ptr", "tolist", "numpy", "cuda",
+                   "to_sparse", "set_", "resize_", "storage_offset", "from_file"}
 
 
 def _check_node(op: str, target, args: tuple, data: dict) -> None:
@@ -251,7 +263,7 @@ def _check_node(op: str, target, args: tuple, data: dict) -> None:
             raise ValueError(f"the captured graph calls {target!r}, which is not a tensor "
                              "method a project file may call")
     elif op == "call_function" and target is getattr:
-        if len(args) < 2 or not isinstance(args[1], str) or args[1].startswith("_"):
+        if len(args) < 2 or args[1] not in SIZE_ATTRIBUTES:
             raise ValueError("the captured graph reads an attribute a project file may not "
                              f"read ({args[1:2]!r})")
     elif op == "get_attr":

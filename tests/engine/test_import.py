@@ -502,3 +502,31 @@ def test_a_stretch_where_the_batch_is_not_first_becomes_one_operation():
     text = dumps_project(project)
     forget_session(project)
     assert_same_outputs(compiled(loads_project(text), state), original, (5, 4))
+
+
+@pytest.mark.parametrize("target, args", [
+    ("operator.attrgetter", ["__class__.__reduce_ex__.__globals__"]),
+    ("operator.methodcaller", ["__reduce__"]), ("operator.call", [{"$node": "x"}]),
+    ("torch.from_file", ["/etc/passwd", True, 10]), ("torch.Tensor.set_", [{"$node": "x"}]),
+])
+def test_a_saved_capture_cannot_reach_attributes_calls_or_files(target, args):
+    import json
+
+    from engine.layers.fx_data import NotEncodable, decode
+
+    graph = {"nodes": [{"op": "placeholder", "name": "x", "target": "x"},
+                       {"op": "call_function", "name": "a", "target": target, "args": args},
+                       {"op": "output", "name": "output", "args": [{"$node": "a"}]}]}
+    with pytest.raises(NotEncodable, match="is not a tensor operation a project file may call"):
+        decode(json.dumps(graph))
+
+
+def test_an_unused_in_place_operation_is_refused_not_dropped():
+    class InPlace(nn.Module):
+        def forward(self, x):
+            h = x * 1.0
+            h.mul_(2)  # its result unused: fx would drop it as dead code
+            return h
+
+    with pytest.raises(ExportError, match="in place|in-place"):
+        import_module(InPlace(), (4,))
