@@ -17,13 +17,15 @@ import gc
 
 _HOLDS: set[str] = set()  # "document", "training"
 _DEPTH = [0]  # settled() blocks open (reading the file, then building the canvases)
+_HELD = [False]  # the outermost block found a document's freeze (and undid it)
 BIG = 500  # objects of a graph with fewer nodes than this are few: no freeze needed
-_BIG = [False]  # set by mark_big() inside the block
+_BIG = [False, False]  # set by mark_big() inside the block: [a document was built, it is big]
 
 
 def mark_big(nodes: int) -> None:
-    """Inside :func:`settled`: the document built has ``nodes`` nodes (freeze if it is big)."""
-    _BIG[0] = _BIG[0] or nodes >= BIG
+    """Inside :func:`settled`: a document of ``nodes`` nodes was built (frozen if big)."""
+    _BIG[0] = True
+    _BIG[1] = _BIG[1] or nodes >= BIG
 
 
 @contextlib.contextmanager
@@ -33,8 +35,9 @@ def settled(reason: str = "document"):
     ends."""
     _DEPTH[0] += 1
     if _DEPTH[0] == 1:
-        _BIG[0] = False
-        if reason in _HOLDS:
+        _BIG[:] = [False, False]
+        _HELD[0] = reason in _HOLDS
+        if _HELD[0]:
             _HOLDS.discard(reason)
             gc.unfreeze()  # what the previous document froze can be collected again
     was_enabled = gc.isenabled()
@@ -45,7 +48,8 @@ def settled(reason: str = "document"):
         _DEPTH[0] -= 1
         if was_enabled:
             gc.enable()
-        if _DEPTH[0] == 0 and _BIG[0]:
+        # a big document came, or none came (a failed open) and the big one stays
+        if _DEPTH[0] == 0 and (_BIG[1] or (_HELD[0] and not _BIG[0])):
             gc.collect()
             gc.freeze()
             _HOLDS.add(reason)

@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
             canvas.scene.detach()
             canvas.shapes.updated.disconnect(self._shapes_updated)
         self.tabs.clear()
+        self.tabs.setTabsClosable(False)  # until a block definition's tab opens again
         for canvas in self.canvases.values():
             canvas.view.deleteLater()
             canvas.scene.deleteLater()
@@ -214,14 +215,15 @@ class MainWindow(QMainWindow):
         index = self.tabs.addTab(view, title)
         if model.startswith(BLOCK_TAB):  # a definition's tab closes; a model's tab does not
             self.tabs.setTabsClosable(True)
+            self.tabs.setTabToolTip(index, f"Block {title[2:]}: its definition, shared by every "
+                                    "Block node that uses it")
+        if self.tabs.tabsClosable():
             bar = self.tabs.tabBar()
             for i in range(self.tabs.count()):
                 if not self._tab_model(i).startswith(BLOCK_TAB):
                     for side in (QTabBar.ButtonPosition.LeftSide,
                                  QTabBar.ButtonPosition.RightSide):
                         bar.setTabButton(i, side, None)
-            self.tabs.setTabToolTip(index, f"Block {title[2:]}: its definition, shared by every "
-                                    "Block node that uses it")
 
     def open_block_tab(self, name: str) -> None:
         """Show block ``name``'s definition in its own tab, to edit every instance at once."""

@@ -76,15 +76,30 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     module, loaded before tracing. ``blocks``: submodules holding several layers become nested
     blocks (:mod:`engine.importer.grouping`). Every problem raises :class:`ExportError`.
     """
-    from .opaque import class_path
-
-    from .onnx_convert import check_with_onnxruntime, is_onnx_source, via_torch_export
+    from .onnx_convert import is_onnx_source
 
     module, label = load_source(source)
     onnx_shapes = getattr(module, "onnx_sample_shapes", None) if is_onnx_source(source) \
         else None
+    fixed = getattr(module, "onnx_batch", None) if onnx_shapes is not None else None
     if onnx_shapes is not None and example_input_shape is None:
         example_input_shape = onnx_shapes or None  # the file's own sample shapes
+    try:
+        return _import(source, module, label, example_input_shape, weights, blocks,
+                       onnx_shapes, fixed)
+    except ExportError as exc:
+        if not fixed:
+            raise
+        raise ExportError(f"{exc}; the file fixes the batch at {fixed}: export it with a "
+                          "dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes="
+                          "{'x': {0: 'batch'}})") from None
+
+
+def _import(source, module, label: str, example_input_shape, weights, blocks: bool,
+            onnx_shapes, fixed) -> tuple[Project, dict]:
+    from .onnx_convert import check_with_onnxruntime, via_torch_export
+    from .opaque import class_path
+
     module = _prepared(module, weights, label)
     name = Path(str(source)).name.split(".")[0] if onnx_shapes is not None else \
         type(module).__name__
@@ -155,8 +170,15 @@ def import_module(source, example_input_shape=None, weights=None, blocks: bool =
     if onnx_shapes is not None:
         shapes = {n.id: n.params["shape"] for n in graph.nodes_of_type("Input")
                   if n.params.get("shape")}
-        runtime = check_with_onnxruntime(source, module, shapes) \
+        runtime = check_with_onnxruntime(source, module, shapes, batch=fixed or 2) \
             if len(shapes) == len(graph.nodes_of_type("Input")) else None
+        if runtime is None:
+            builder.notes.append("not checked against onnxruntime: the file leaves sizes "
+                                 "other than the batch open; give --input-shape to check it")
+        if fixed:
+            builder.notes.append(f"the file fixes the batch at {fixed}: sizes it computed for "
+                                 "that batch may stop other batch sizes (export it with a "
+                                 "dynamic batch axis to train at any batch)")
         if runtime is not None and runtime > TOLERANCE:
             raise ExportError(f"{label}: the converted model differs from onnxruntime on the "
                               f"file by {runtime:.3g}; it is not imported")

@@ -18,6 +18,7 @@ checked against onnxruntime on a random input (:func:`check_with_onnxruntime`).
 from __future__ import annotations
 
 import contextlib
+import keyword
 import operator
 import re
 from pathlib import Path
@@ -162,6 +163,7 @@ class _Converter:
         self.fused: set[str] = set()  # Add nodes folded into the MatMul before them
         self.sample_shapes: dict[str, list[int]] = {}
         self.shared: dict[tuple, str] = {}  # (operator, weights, attributes) -> module name
+        self.fixed_batch: int | None = None
 
     @staticmethod
     def _tensor(array):
@@ -195,6 +197,8 @@ class _Converter:
             self.env[info.name] = fx.Proxy(self.graph.placeholder(name), self.tracer)
             if dims and len(dims) > 1 and all(isinstance(d, int) and d > 0 for d in dims[1:]):
                 self.sample_shapes[name] = [int(d) for d in dims[1:]]
+            if dims and isinstance(dims[0], int) and dims[0] > 0:
+                self.fixed_batch = dims[0]  # the file was exported for this batch size only
         for index, node in enumerate(g.node):
             where = f"node {node.name or index} ({node.op_type})"
             handler = OPS.get(node.op_type)
@@ -216,9 +220,14 @@ class _Converter:
                     self.env[name] = value
         results = [self._as_node(self._value(o.name), o.name) for o in g.output]
         self.graph.output(results[0] if len(results) == 1 else tuple(results))
-        self.graph.lint()
-        gm = fx.GraphModule(self.root, self.graph, class_name=_class_name(self.label))
+        try:
+            self.graph.lint()
+            gm = fx.GraphModule(self.root, self.graph, class_name=_class_name(self.label))
+        except Exception as exc:  # noqa: BLE001 - a name or value fx cannot write as code
+            raise ExportError(f"{self.label}: the converted model cannot be built "
+                              f"({_first_line(exc)})") from None
         gm.onnx_converted = True  # the importer's trace reads its constants as graph values
+        gm.onnx_batch = self.fixed_batch
         return gm
 
     def _value(self, name: str):
@@ -234,6 +243,8 @@ class _Converter:
         base = re.sub(r"\W", "_", base).strip("_") or "op"
         if base[0].isdigit():
             base = f"n{base}"
+        if keyword.iskeyword(base) or base in ("self", "torch", "nn"):
+            base += "_"  # `in`, `class`: attribute names the generated code must be able to write
         name, i = base, 1
         while name in self.names or hasattr(self.root, name):
             i += 1
@@ -1220,9 +1231,13 @@ def check_with_onnxruntime(path, module, sample_shapes: dict, batch: int = 2) ->
             value = torch.randn((batch, *shape), generator=gen)
         feeds[info.name] = value.numpy()
         args.append(value)
-    expected = session.run(None, feeds)
-    with torch.no_grad():
-        got = module(*args)
+    try:
+        expected = session.run(None, feeds)
+        with torch.no_grad():
+            got = module(*args)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime or the converted model refusing it
+        raise ExportError(f"{Path(path).name}: the model could not be checked at batch "
+                          f"{batch} ({_first_line(exc)[:300]})") from None
     got = got if isinstance(got, (tuple, list)) else [got]
     if len(got) != len(expected):
         raise ExportError(f"{Path(path).name}: the converted model returns {len(got)} values, "
@@ -1276,13 +1291,35 @@ def via_torch_export(module, label: str, example_input_shape, why: str):
                 problem = _first_line(exc)
                 continue
             converted, _ = onnx_module(path, f"{label} (exported with torch.export)")
-        with torch.no_grad():
-            expected, got = module(*args), converted(*args)
-        expected = expected if isinstance(expected, (tuple, list)) else [expected]
-        got = got if isinstance(got, (tuple, list)) else [got]
-        diff = max(float((e - g).abs().max()) for e, g in zip(expected, got))
+        try:
+            with torch.no_grad():
+                expected, got = _tensors(module(*args)), _tensors(converted(*args))
+            diff = max((float((e.double() - g.double()).abs().max()) for e, g in
+                        zip(expected, got) if e.is_floating_point() and e.numel()),
+                       default=0.0)
+        except Exception as exc:  # noqa: BLE001 - outputs that cannot be compared
+            raise ExportError(f"{why}; exported with torch.export instead, it could not be "
+                              f"compared with the module ({_first_line(exc)[:300]})") from None
+        if len(expected) != len(got):
+            raise ExportError(f"{why}; exported with torch.export instead, it returns "
+                              f"{len(got)} values where the module returns {len(expected)}")
         return converted, diff
     raise ExportError(f"{why}; torch.export cannot export it either ({problem[:300]})")
+
+
+def _tensors(value) -> list:
+    """The tensors of a result: a tensor, tuples and lists of them, a dict, a ModelOutput."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if hasattr(value, "to_tuple"):
+        value = value.to_tuple()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
 
 
 def _shape_list(given, names: list[str]) -> list[list[int]]:

@@ -245,3 +245,26 @@ def test_a_forward_torch_fx_cannot_trace_is_exported_with_torch_export_instead()
     with pytest.raises(ExportError, match=r"torch.fx cannot trace this model.*; give the "
                        "shape of one input"):
         import_module(original)
+
+
+def test_a_file_with_a_fixed_batch_or_a_keyword_name_imports_with_a_note(tmp_path):
+    class Keyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleDict({"in": nn.Linear(6, 4), "class": nn.Linear(4, 2)})
+
+        def forward(self, x):
+            return self.layers["class"](torch.relu(self.layers["in"](x)))
+
+    path = tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(randomized(Keyword()), (torch.randn(1, 6),), str(path), dynamo=False,
+                          input_names=["x"])  # no dynamic axis: the batch is fixed at 1
+    project, state = import_module(path)
+    notes = project.extra["imported_from"]["notes"]
+    assert any(n.startswith("the file fixes the batch at 1") for n in notes), notes
+    assert any(n.startswith("checked against onnxruntime") for n in notes), notes
+    x = torch.randn(1, 6)
+    with torch.no_grad():
+        assert np.abs(compiled(project, state)(x).numpy() - runtime(path, x)).max() < 1e-5

@@ -37,5 +37,17 @@ def test_a_run_freezes_on_top_and_puts_the_documents_freeze_back():
     assert gc.get_freeze_count() > 0  # the document's freeze is back
     assert not any(isinstance(o, Cycle) for o in gc.get_objects())
     with collector.settled():
+        collector.mark_big(3)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_failed_open_keeps_the_big_documents_freeze():
+    gc.unfreeze()
+    with collector.settled():
+        collector.mark_big(5000)
+    with collector.settled():  # Document.open failed: no document was built
         pass
+    assert gc.get_freeze_count() > 0
+    with collector.settled():
+        collector.mark_big(3)  # a small document replaced it
     assert gc.get_freeze_count() == 0
