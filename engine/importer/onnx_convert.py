@@ -783,6 +783,11 @@ def _flatten(c, node, ins, a):
     import torch.nn as nn
 
     axis = int(a.get("axis", 1))
+    if axis < 0:  # counted from the end: ONNX allows -rank..rank
+        rank = c.rank(node.input[0], ins[0])
+        if rank is None:
+            raise _Unsupported("a Flatten with a negative axis of an input of unknown rank")
+        axis += rank
     if axis == 1:
         return c.call(c.module_name(node), nn.Flatten(1), ins[0])
     if axis == 0:
@@ -877,7 +882,8 @@ def _split(c, node, ins, a):
         if not rank_dims or not isinstance(rank_dims[axis], int) or rank_dims[axis] <= 0:
             raise _Unsupported("an even Split of an axis of unknown size is not converted")
         parts = int(a.get("num_outputs", len(node.output)))
-        sizes = [rank_dims[axis] // parts] * parts
+        size = -(-rank_dims[axis] // parts)  # ceil: the last piece may be smaller
+        sizes = [size] * (parts - 1) + [rank_dims[axis] - size * (parts - 1)]
     pieces = c.fn(torch.split, ins[0], sizes, axis)
     return tuple(c.fn(operator.getitem, pieces, i) for i in range(len(sizes))) if \
         c.is_graph(pieces) else tuple(pieces)
