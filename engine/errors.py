@@ -52,3 +52,11 @@ class TrainingError(LayerlabError):
 
 class ExportError(LayerlabError):
     """A model cannot be exported or imported."""
+
+
+def first_line(exc: BaseException | None) -> str:
+    """The first non-empty line of an error's message, cut to 300 characters (its type's name
+    when it has no message): what a one-line report of someone else's exception shows."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()] \
+        if exc is not None else []
+    return lines[0][:300] if lines else type(exc).__name__

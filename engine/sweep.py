@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LayerlabError
+from .errors import LayerlabError, first_line
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -431,8 +431,8 @@ def open_study(project, settings: SweepSettings):
             # the race ("already exists"); the tables are there on the next try
             last = exc
             if not _storage_race(exc) or attempt == STORAGE_ATTEMPTS - 1:
-                line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise SweepError(f"--storage: {_safe_url(storage)}: {line[:300]}") from None
+                raise SweepError(f"--storage: {_safe_url(storage)}: {first_line(exc)}") \
+                    from None
             time.sleep(0.2 * (attempt + 1))
     raise SweepError(f"--study {settings.study}: could not be opened on "
                      f"{_safe_url(storage)} ({last})")

@@ -156,7 +156,7 @@ def max_difference(model_a, model_b, make_inputs, batches=CHECK_BATCHES) -> floa
     """Largest absolute difference between two callables' outputs over the check batches."""
     import torch
 
-    from ..errors import ExportError, LayerlabError
+    from ..errors import ExportError, LayerlabError, first_line
 
     worst = 0.0
     with torch.no_grad():
@@ -167,9 +167,8 @@ def max_difference(model_a, model_b, make_inputs, batches=CHECK_BATCHES) -> floa
             except LayerlabError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a model refusing its example inputs
-                line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ExportError(f"the model does not run on example inputs of batch {batch} "
-                                  f"({type(exc).__name__}: {line[:300]})") from None
+                                  f"({type(exc).__name__}: {first_line(exc)})") from None
     return worst
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ExportError, LayerlabError
+from ..errors import first_line as _first_line
 from ..graph import Graph
 from ..layers import ShapeError, get_spec
 from ..project import Project
@@ -454,11 +455,6 @@ def _layout(graph: Graph) -> None:
         return
     for node_id, pos in layered_layout(graph).items():
         graph.set_pos(node_id, pos)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 # -- the walk over the traced graph ---------------------------------------------------------------

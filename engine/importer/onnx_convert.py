@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from ..errors import ExportError
+from ..errors import first_line as _first_line
 
 ONNX_SUFFIX = ".onnx"
 
@@ -113,11 +114,6 @@ def _probed_dims(model, names: list[str]) -> dict[str, list]:
         if len(a) == len(b):
             found[name] = [p if p == q else "?" for p, q in zip(a, b)]
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _attrs(node) -> dict:
