@@ -468,13 +468,18 @@ def _spatial_pad(c, x, pads, spatial: int, value: float = 0.0):
     return c.fn(F.pad, x, torch_pads, "constant", value), (0,) * spatial
 
 
+def _conv_inputs(c, ins, a):
+    """(input, weight, bias or None, spatial dimensions) of a Conv or ConvTranspose node."""
+    w = c.const(ins[1], "weight")
+    b = c.const(ins[2], "bias") if len(ins) > 2 and ins[2] is not None else None
+    _auto_pad(a)
+    return ins[0], w, b, w.dim() - 2
+
+
 def _conv(c, node, ins, a):
     import torch.nn as nn
 
-    x, w = ins[0], c.const(ins[1], "weight")
-    b = c.const(ins[2], "bias") if len(ins) > 2 and ins[2] is not None else None
-    _auto_pad(a)
-    spatial = w.dim() - 2
+    x, w, b, spatial = _conv_inputs(c, ins, a)
     cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}.get(spatial)
     if cls is None:
         raise _Unsupported(f"a {spatial}-D convolution is not converted")
@@ -495,10 +500,7 @@ def _key(node) -> tuple:
 def _conv_transpose(c, node, ins, a):
     import torch.nn as nn
 
-    x, w = ins[0], c.const(ins[1], "weight")
-    b = c.const(ins[2], "bias") if len(ins) > 2 and ins[2] is not None else None
-    _auto_pad(a)
-    spatial = w.dim() - 2
+    x, w, b, spatial = _conv_inputs(c, ins, a)
     cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}.get(spatial)
     padding = _pads(a.get("pads"), spatial)
     if cls is None or padding is None or "output_shape" in a:

@@ -96,7 +96,7 @@ def _sizes(traced, input_shapes: dict):
     shapes, tupled, nonfloat = [], set(), set()
     for batch in BATCHES:
         found: dict = {}
-        interpreter = _Recorder(traced, found, tupled, nonfloat)  # eval mode, no_grad below
+        interpreter = _recorder(traced, found, tupled, nonfloat)  # eval mode, no_grad below
         for kind in ("float", "int"):  # token ids feed an Embedding: whole numbers next
             gen = torch.Generator().manual_seed(0)
             args = [torch.randn((batch, *input_shapes[n]), generator=gen) if kind == "float"
@@ -119,27 +119,25 @@ def _sizes(traced, input_shapes: dict):
         {n for n in traced.graph.nodes if n.name in nonfloat}
 
 
-class _Recorder:
-    def __init__(self, module, found: dict, tupled: set, nonfloat: set):
-        import torch
-        import torch.fx as fx
+def _recorder(module, found: dict, tupled: set, nonfloat: set):
+    """An fx Interpreter of ``module`` that notes each node's output shape, the nodes giving
+    tuples and those giving tensors that are not floating point."""
+    import torch
+    import torch.fx as fx
 
-        class Interpreter(fx.Interpreter):
-            def run_node(self, n):
-                result = super().run_node(n)
-                if isinstance(result, torch.Tensor) and n.op != "placeholder":
-                    found[n.name] = tuple(result.shape)
-                    if not result.is_floating_point() and n.op != "get_attr":
-                        nonfloat.add(n.name)
-                elif isinstance(result, (tuple, list)) and any(
-                        isinstance(r, (torch.Tensor, tuple, list)) for r in result):
-                    tupled.add(n.name)
-                return result
+    class Recorder(fx.Interpreter):
+        def run_node(self, n):
+            result = super().run_node(n)
+            if isinstance(result, torch.Tensor) and n.op != "placeholder":
+                found[n.name] = tuple(result.shape)
+                if not result.is_floating_point() and n.op != "get_attr":
+                    nonfloat.add(n.name)
+            elif isinstance(result, (tuple, list)) and any(
+                    isinstance(r, (torch.Tensor, tuple, list)) for r in result):
+                tupled.add(n.name)
+            return result
 
-        self.interpreter = Interpreter(module)
-
-    def run(self, *args):
-        return self.interpreter.run(*args)
+    return Recorder(module)
 
 
 def _moved(a: tuple, b: tuple) -> bool:
