@@ -128,8 +128,9 @@ class Updater:
     ``on_after_backward`` hooks, the L1 penalty, gradient clipping and the optimizer step."""
 
     def __init__(self, trainer, name: str, model, optimizer, *, scaler=None,
-                 clip: float | None = None, l1: float = 0.0, hooks=()):
+                 clip: float | None = None, l1: float = 0.0, hooks=(), step=None):
         self.trainer, self.name, self.model, self.optimizer = trainer, name, model, optimizer
+        self.step = step or optimizer.step  # a CompiledStep under training.compile
         self.scaler = scaler
         self.clip = clip
         self.l1 = l1
@@ -153,7 +154,7 @@ class Updater:
         if self.clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
         if scaler is None:
-            self.optimizer.step()
+            self.step()
         else:
             scaler.step(self.optimizer)
             scaler.update()

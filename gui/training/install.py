@@ -260,6 +260,12 @@ class TrainingUi(QObject):
         self.views.apply(snap)
         self.overlay.feed(snap.probes)
         self._show_progress(snap)
+        if snap.epochs and self.controller.info is not None:
+            from engine.training.compiling import describe  # torch: loaded by the run already
+
+            said = [line for logs in snap.epochs for line in describe(logs)]
+            if said:
+                self.window.show_status("  ·  ".join(said))
         if self.controller.state == "paused":  # a Step, or the last news before the pause:
             self.views.draw_next(force=True)  # no next frame will come to draw it
             self.overlay.draw(force=True)

@@ -8,7 +8,8 @@ hand-written loop against itself. On the CPU the time is the process's CPU time;
 wall time after a synchronize. Short runs and many pairs keep both sides of a pair under the
 same conditions on a shared machine. Targets: trainer / hand-written <= 1.02, probes on
 (default rates) / off <= 1.03; with ``training.compile`` on, compiled / hand-written eager
-<= 0.9 on two of the three (the compile itself is timed apart); beside PyTorch Lightning
+<= 0.9 on two of the three (the compile itself is timed apart; the row says which forward each
+compiled run kept after its trial: the optimizer step is compiled either way); beside PyTorch Lightning
 (installed for the bench only, ``pip install lightning``), trainer / Lightning <= 0.8 on the
 MLP and <= 1.0 on the others.
 
@@ -203,16 +204,29 @@ class EpochClock:
 
 
 def run_compiled(project, epochs: int, device: str) -> tuple[float, float]:
-    """(time of ``epochs`` compiled epochs, compile time): the run trains one epoch more, and
-    the first (which compiles, the last partial batch included) is not counted."""
+    """(time of ``epochs`` compiled epochs, compile time): the run first trains the epochs that
+    compile (the last partial batch included) and, on a CPU, hold the trial of compiled against
+    eager forward (see engine.training.compiling.ForwardTrial); those are not counted."""
+    from engine.training.compiling import ForwardTrial
+
     compiled = copy.deepcopy(project)
     compiled.training = {**compiled.training, "compile": True}
     timer = EpochClock(torch.device(device))
-    trainer = Trainer(compiled, device=device, epochs=epochs + 1, callbacks=[timer])
+    trainer = Trainer(compiled, device=device, epochs=epochs, callbacks=[timer])
+    trial = ForwardTrial()
+    warm = 1 if device != "cpu" else \
+        -(-(trial.warm + trial.block * trial.blocks + 1) // trainer.steps_per_epoch)
+    trainer = Trainer(compiled, device=device, epochs=epochs + warm, callbacks=[timer])
     assert trainer.train_models["model"].is_compiled, trainer.warnings
     trainer.fit()
     assert trainer.compile_fallback is None, trainer.compile_fallback
+    timer.marks = timer.marks[warm - 1:]
+    choice = next((h["compile_forward"] for h in trainer.history if "compile_forward" in h), None)
+    CHOICES.append(choice["choice"] if choice else "compiled")
     return timer.marks[-1] - timer.marks[0], trainer.history[0].get("compile_seconds", 0.0)
+
+
+CHOICES: list[str] = []  # the forward each compiled run kept (the CPU's trial)
 
 
 def compare_compiled(case: str, reps: int, device: str) -> tuple[float, float, float]:
@@ -343,10 +357,12 @@ def main(argv=None) -> dict:
             print(f"{case:12s} probes on/off {probes[0]:.3f} (fastest {probes[1]:.3f}; "
                   f"target <= 1.03)", flush=True)
         if "compile" in only:
+            CHOICES.clear()
             comp = row["compile"] = compare_compiled(case, max(3, args.reps // 3), args.device)
+            kept = ", ".join(f"{CHOICES.count(c)} {c}" for c in sorted(set(CHOICES)))
             print(f"{case:12s} compiled/hand-written eager {comp[0]:.3f} (fastest "
                   f"{comp[1]:.3f}; target <= 0.9 on two of three; compile "
-                  f"{comp[2]:.1f} s apart)", flush=True)
+                  f"{comp[2]:.1f} s apart; forward kept: {kept})", flush=True)
         if "lightning" in only:
             light = row["lightning"] = compare_lightning(case, max(3, args.reps // 3),
                                                          args.device)

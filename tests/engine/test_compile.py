@@ -137,3 +137,112 @@ def test_fused_optimizers_on_cuda_only_and_never_against_the_project():
     assert fast_path("RMSprop", {}, cuda) == {}  # no fused kernel in torch
     assert fast_path("Adam", {"foreach": False}, cuda) == {"foreach": False}  # the project's
     assert fast_path("Adam", {"fused": False}, cuda) == {"fused": False}
+
+
+def test_the_optimizer_step_compiles_and_a_trial_picks_the_faster_forward():
+    trainer = Trainer(spirals(True, n=320, epochs=6), device="cpu")
+    trainer.fit()
+    assert trainer.compiled_steps["model"].is_compiled and trainer.compile_fallback is None
+    reports = [h["compile_forward"] for h in trainer.history if "compile_forward" in h]
+    assert len(reports) == 1  # on the epoch the trial decided, once
+    report = reports[0]
+    assert report["choice"] in ("compiled", "eager")
+    assert report["compiled_ms"] > 0 and report["eager_ms"] > 0
+    net = trainer.train_models["model"]
+    assert net.is_compiled == (report["choice"] == "compiled")
+    trainer.close()
+
+
+@pytest.mark.parametrize("compiled_s, eager_s, kept", [(1.0, 2.0, "compiled"),
+                                                       (2.0, 1.0, "eager"),
+                                                       (1.0, 0.99, "compiled")])
+def test_the_trial_keeps_compiled_unless_eager_is_clearly_faster(monkeypatch, compiled_s,
+                                                                  eager_s, kept):
+    now = [0.0]
+    monkeypatch.setattr(compiling.time, "perf_counter", lambda: now[0])
+    trial = compiling.ForwardTrial(warm=2, block=3, blocks=4)
+    modes = []
+    while (mode := trial.next()) is not None:
+        modes.append(mode)
+        now[0] += compiled_s if mode else eager_s  # one step of that forward
+    assert modes == [True, True] + ([False] * 3 + [True] * 3) * 2
+    assert trial.result == {"choice": kept, "compiled_ms": compiled_s * 1e3,
+                            "eager_ms": eager_s * 1e3}
+
+
+def test_compiled_code_of_ended_runs_is_forgotten_but_never_during_a_run(monkeypatch):
+    resets = []
+    monkeypatch.setattr(compiling.torch._dynamo, "reset", lambda: resets.append(1))
+    compiling.fit_started()
+    compiling.fresh_start()  # another compiled run is training: keep its code
+    assert resets == []
+    compiling.fit_ended()
+    compiling.fresh_start()
+    assert resets == [1]
+
+
+def test_many_compiled_runs_in_one_process_keep_compiling():
+    """dynamo stops compiling a function after 8 cached versions; each run's new optimizer is
+    one more without fresh_start."""
+    for _ in range(10):
+        trainer = Trainer(spirals(True, n=64, epochs=1), device="cpu")
+        trainer.fit()
+        assert trainer.compiled_steps["model"].is_compiled
+        trainer.close()
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    code = trainer.optimizers["model"].step.__func__.__code__  # torch's step wrapper
+    assert 1 <= len(_debug_get_cache_entry_list(code)) <= 2
+
+
+def test_the_window_says_what_compiling_did_in_words():
+    assert compiling.describe({"epoch": 2}) == []
+    assert compiling.describe({"compile_seconds": 3.21}) == ["torch.compile: compiled in 3.2 s"]
+    assert compiling.describe({"compile_fallback": "Unsupported: x"}) == [
+        "torch.compile: training eager (Unsupported: x)"]
+    one = {"choice": "eager", "compiled_ms": 1.173, "eager_ms": 0.984}
+    assert compiling.describe({"compile_forward": one}) == [
+        "torch.compile: the eager forward trains faster here (1.17 ms a step compiled, "
+        "0.98 ms eager); the optimizer step stays compiled"]
+    two = compiling.describe({"compile_forward": {"generator": one, "discriminator": one}})
+    assert two[0].startswith("torch.compile: generator: the eager forward") and len(two) == 2
+
+
+def test_a_backward_that_fails_to_compile_falls_back_to_eager(monkeypatch):
+    """AOTAutograd compiles the backward at the first backward(): its error comes out of the
+    step, after the compiled forward ran."""
+    from torch._dynamo.exc import Unsupported
+
+    class FailingBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise Unsupported("the backward of aten.spiral_op is not supported by inductor")
+
+    real_compile = compiling.torch.compile
+
+    def compile_with_a_failing_backward(target, mode=None, **kwargs):
+        if not isinstance(target, torch.nn.Module):
+            return real_compile(target, mode=mode, **kwargs)  # the optimizer step
+
+        def call(*args, **kw):
+            return FailingBackward.apply(target(*args, **kw))
+        return call
+
+    monkeypatch.setattr(compiling.torch, "compile", compile_with_a_failing_backward)
+    eager = Trainer(spirals(False), device="cpu")
+    eager.fit()
+    trainer = Trainer(spirals(True), device="cpu")
+    trainer.fit()
+    assert not trainer.train_models["model"].is_compiled
+    assert trainer.compile_fallback == ("Unsupported: the backward of aten.spiral_op is not "
+                                        "supported by inductor")
+    assert trainer.history[0]["compile_fallback"] == trainer.compile_fallback
+    for a, b in zip(history(eager), history(trainer)):
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    eager.close()
+    trainer.close()
