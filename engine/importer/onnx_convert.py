@@ -160,6 +160,7 @@ class _Converter:
         self.sample_shapes: dict[str, list[int]] = {}
         self.shared: dict[tuple, str] = {}  # (operator, weights, attributes) -> module name
         self.fixed_batch: int | None = None
+        self.zeros: set[str] = set()  # ONNX names of values filled with zeros
 
     @staticmethod
     def _tensor(array):
@@ -211,6 +212,9 @@ class _Converter:
                 raise ExportError(f"{self.label}: {where}: cannot be converted "
                                   f"({_first_line(exc)})") from None
             outs = outs if isinstance(outs, tuple) else (outs,)  # a list is one shape value
+            if node.op_type in _ZERO_KEEPING_OPS and node.input and \
+                    self._zeros(node.input[0]):
+                self.zeros.update(o for o in node.output if o)
             for name, value in zip(node.output, outs):
                 if name:
                     self.env[name] = value
@@ -219,12 +223,23 @@ class _Converter:
         try:
             self.graph.lint()
             gm = fx.GraphModule(self.root, self.graph, class_name=_class_name(self.label))
+            if gm.graph.eliminate_dead_code():  # the permutes that _permute folded together
+                gm.recompile()
         except Exception as exc:  # noqa: BLE001 - a name or value fx cannot write as code
             raise ExportError(f"{self.label}: the converted model cannot be built "
                               f"({_first_line(exc)})") from None
         gm.onnx_converted = True  # the importer's trace reads its constants as graph values
         gm.onnx_batch = self.fixed_batch
         return gm
+
+    def _zeros(self, name: str) -> bool:
+        """A value known to be all zeros: a constant of zeros, or made of one."""
+        import torch
+
+        if name in self.zeros:
+            return True
+        value = self.consts.get(name)
+        return isinstance(value, torch.Tensor) and value.numel() > 0 and not bool(value.any())
 
     def _value(self, name: str):
         if not name:
@@ -293,6 +308,11 @@ class _Converter:
             if key is not None:
                 self.shared[key] = name
         node = self.graph.call_module(name, tuple(self._as_node(a) for a in args))
+        return fx.Proxy(node, self.tracer)
+
+    def proxy(self, node):
+        import torch.fx as fx
+
         return fx.Proxy(node, self.tracer)
 
     def fn(self, target, *args, **kwargs):
@@ -803,6 +823,15 @@ def _reshape(c, node, ins, a):
     zeros = any(isinstance(d, int) and d == 0 for d in target)
     if zeros and int(a.get("allowzero", 0)):
         raise _Unsupported("a Reshape to an empty dimension (allowzero) is not converted")
+    inner = _permuted(c, x)
+    keep = len(target) - 1
+    if inner is not None and keep >= 1 and \
+            inner[1][keep:] == list(range(keep, len(inner[1]))) and \
+            all(_same_dim(c, node.input[0], x, i, d) for i, d in enumerate(target[:-1])) and \
+            _rest_merged(c, node.input[0], x, keep, target[-1]):
+        # the leading dimensions kept, the permute's untouched trailing ones merged
+        source, perm = inner
+        return _permute(c, _flatten_from(c, source, keep), perm[:keep] + [keep])
     if zeros:
         dims = c.shape_of(node.input[0], x)
         target = [dims[i] if isinstance(d, int) and d == 0 else d for i, d in enumerate(target)]
@@ -820,7 +849,116 @@ def _transpose(c, node, ins, a):
         if rank is None:
             raise _Unsupported("the rank of its input is unknown")
         perm = list(reversed(range(rank)))
-    return c.method("permute", ins[0], *[int(p) for p in perm])
+    return _permute(c, ins[0], [int(p) for p in perm])
+
+
+def _permute(c, x, perm: list[int]):
+    """``x.permute(*perm)``; a permute of a permute is one (none when they cancel), so the
+    transposes an exporter writes around a recurrent layer leave the batch first."""
+    if c.is_graph(x) and x.node.op == "call_method" and x.node.target == "permute" and \
+            len(x.node.args) == len(perm) + 1:
+        inner = [int(p) for p in x.node.args[1:]]
+        perm = [inner[p] for p in perm]
+        x = c.proxy(x.node.args[0])
+    if perm == list(range(len(perm))):
+        return x
+    return c.method("permute", x, *perm)
+
+
+# gate order of torch's weight rows, as chunks of the ONNX rows: LSTM i o f c -> i f g o,
+# GRU z r h -> r z n
+_GATES = {"LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2)}
+
+
+def _recurrent(kind: str):
+    def handler(c, node, ins, a):
+        import torch
+        import torch.nn as nn
+
+        an = "an" if kind == "LSTM" else "a"
+        hidden = int(a["hidden_size"])
+        direction = a.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+        if direction not in ("forward", "bidirectional"):
+            raise _Unsupported(f"a {direction} {kind} (torch has forward and bidirectional "
+                               "ones) is not converted")
+        for attr in ("activations", "activation_alpha", "activation_beta", "clip"):
+            if attr in a:
+                raise _Unsupported(f"{an} {kind} with `{attr}` set is not converted (torch's "
+                                   f"{kind} has the default activations and no clip)")
+        if int(a.get("input_forget", 0)):
+            raise _Unsupported("an LSTM with input_forget is not converted")
+        if kind == "GRU" and not int(a.get("linear_before_reset", 0)):
+            raise _Unsupported("a GRU with linear_before_reset=0 is not converted (torch's GRU "
+                               "applies the reset gate after the recurrent product)")
+        layout = int(a.get("layout", 0))
+        x = ins[0]
+        w, r = c.const(ins[1], "weights"), c.const(ins[2], "weights")
+        b = c.const(ins[3], "bias") if len(ins) > 3 and ins[3] is not None else None
+        if len(ins) > 4 and node.input[4]:
+            raise _Unsupported(f"{an} {kind} with sequence_lens is not converted")
+        for i in range(5, min(len(ins), 7 if kind == "LSTM" else 6)):
+            if node.input[i] and not _is_zero(c, node.input[i], ins[i]):
+                raise _Unsupported(f"{an} {kind} whose initial state is not zeros is not "
+                                   "converted")
+        if kind == "LSTM" and len(ins) > 7 and node.input[7]:
+            raise _Unsupported("an LSTM with peepholes is not converted")
+        dirs = 2 if direction == "bidirectional" else 1
+        gates = _GATES[kind]
+        module = getattr(nn, kind)(w.shape[2], hidden, batch_first=True,
+                                   bidirectional=dirs == 2, bias=b is not None)
+
+        def rows(t):  # (gates*H, ...) in ONNX's gate order -> torch's
+            return torch.cat([t[g * hidden:(g + 1) * hidden] for g in gates])
+        for d in range(dirs):
+            suffix = "_l0" + ("_reverse" if d else "")
+            tensors = {f"weight_ih{suffix}": rows(w[d]), f"weight_hh{suffix}": rows(r[d])}
+            if b is not None:
+                n = len(gates) * hidden
+                tensors[f"bias_ih{suffix}"] = rows(b[d][:n])
+                tensors[f"bias_hh{suffix}"] = rows(b[d][n:])
+            _load(module, **tensors)
+        name = c.module_name(node)
+        seq = x if layout else _permute(c, x, [1, 0, 2])  # the batch first
+        out = c.call(name, module, seq)
+        y = c.method("unflatten", c.fn(operator.getitem, out, 0), 2, (dirs, hidden))
+        y.node.meta["splits_last"] = True  # (batch, seq, dirs*H): its last dimension
+        state = c.fn(operator.getitem, out, 1)  # (dirs, batch, H); an LSTM's is (h, c)
+        states = (c.fn(operator.getitem, state, 0), c.fn(operator.getitem, state, 1)) \
+            if kind == "LSTM" else (state,)
+        if layout:  # batch, seq, dirs, H and batch, dirs, H
+            return (y, *(_permute(c, s_, [1, 0, 2]) for s_ in states))
+        return (_permute(c, y, [1, 2, 0, 3]), *states)
+    return handler
+
+
+# ONNX operators whose result is made of their first input's elements: zeros give zeros
+_ZERO_KEEPING_OPS = {"Expand", "Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape",
+                     "Transpose", "Identity", "Flatten", "Tile"}
+# the same as torch operations, for a state whose zeros show only in the converted graph
+_ZERO_KEEPING = {operator.getitem, "reshape", "view", "squeeze", "unsqueeze", "expand",
+                 "narrow", "contiguous", "permute", "flatten", "unflatten"}
+
+
+def _is_zero(c, name: str, value) -> bool:
+    """Whether an initial state is all zeros: a constant of zeros, or a ConstantOfShape of 0
+    (the exporter's way to write zeros of the batch's size), or a part or reshape of one (each
+    layer's slice of a deep RNN's state)."""
+    import torch
+
+    if name in c.zeros:
+        return True
+    if isinstance(value, torch.Tensor):
+        return not bool(value.any())
+    node = value.node if c.is_graph(value) else None
+    while node is not None:
+        if node.op == "call_function" and node.target is torch.full:
+            return node.args[1] == 0
+        name_or_fn = node.target if node.op in ("call_function", "call_method") else None
+        if name_or_fn not in _ZERO_KEEPING or not node.args:
+            return False
+        node = node.args[0] if hasattr(node.args[0], "op") else None
+    return False
 
 
 def _axes(c, ins, a, index: int = 1):
@@ -838,8 +976,84 @@ def _squeeze(c, node, ins, a):
         return c.method("squeeze", x)
     rank = c.rank(node.input[0], x)
     for axis in sorted((ax % rank if rank else ax for ax in axes), reverse=True):
-        x = c.method("squeeze", x, axis)
+        inner = _permuted(c, x)
+        if inner is not None and axis >= 0:  # squeeze first, then permute: see _permuted
+            source, perm = inner
+            gone = perm[axis]
+            x = _permute(c, _squeeze_dim(c, source, gone),
+                         [q - (q > gone) for q in perm if q != gone])
+        else:
+            x = _squeeze_dim(c, x, axis)
     return x
+
+
+def _unflattened(c, x):
+    """(source, dim, sizes) when ``x`` is ``source.unflatten(dim, sizes)``, else None."""
+    if c.is_graph(x) and x.node.op == "call_method" and x.node.target == "unflatten":
+        _, dim, sizes = x.node.args
+        return c.proxy(x.node.args[0]), int(dim), tuple(sizes)
+    return None
+
+
+def _squeeze_dim(c, x, dim: int):
+    """``x.squeeze(dim)``; nothing when ``x`` unflattened that dimension into (1, n) or (n, 1):
+    the recurrent layers' (directions, hidden) split of a one-directional layer."""
+    split = _unflattened(c, x)
+    if split is not None and dim >= 0:
+        source, at, sizes = split
+        if len(sizes) == 2 and ((dim == at and sizes[0] == 1) or
+                                (dim == at + 1 and sizes[1] == 1)):
+            return source
+    return c.method("squeeze", x, dim)
+
+
+def _flatten_from(c, x, dim: int):
+    """``x.flatten(dim)``; ``x``'s source when ``x`` split that source's last dimension at
+    ``dim`` (a bidirectional layer's (directions, hidden) split, merged back)."""
+    split = _unflattened(c, x)
+    if split is not None and split[1] == dim and x.node.meta.get("splits_last"):
+        return split[0]
+    return c.method("flatten", x, dim)
+
+
+def _same_dim(c, name: str, x, i: int, d) -> bool:
+    """Whether a Reshape's ``d`` keeps dimension ``i`` of ``x`` as it is: 0, the known size,
+    or ``x.shape[i]`` read from ``x``."""
+    if isinstance(d, int):
+        known = (c.ranks.get(name) or [None] * (i + 1))[i] if len(c.ranks.get(name) or []) > i \
+            else None
+        return d == 0 or (isinstance(known, int) and known == d)
+    if not c.is_graph(d):
+        return False
+    n = d.node
+    if n.op == "call_function" and n.target is operator.getitem and n.args[1] == i:
+        shape = n.args[0]
+        return getattr(shape, "op", None) == "call_function" and shape.target is getattr and \
+            shape.args == (x.node, "shape")
+    return False
+
+
+def _rest_merged(c, name: str, x, keep: int, d) -> bool:
+    """Whether a Reshape's last ``d`` merges every dimension of ``x`` from ``keep`` on."""
+    if isinstance(d, int) and d == -1:
+        return True
+    dims = c.ranks.get(name) or []
+    rest = dims[keep:]
+    if not isinstance(d, int) or not rest or not all(isinstance(v, int) and v > 0 for v in rest):
+        return False
+    product = 1
+    for v in rest:
+        product *= v
+    return product == d
+
+
+def _permuted(c, x):
+    """(source, perm) when ``x`` is ``source.permute(*perm)``, else None. A squeeze or a merge
+    of trailing dimensions is moved before such a permute, so the permute meets the next one
+    and they cancel: how a recurrent layer's output comes back to batch first."""
+    if c.is_graph(x) and x.node.op == "call_method" and x.node.target == "permute":
+        return c.proxy(x.node.args[0]), [int(p) for p in x.node.args[1:]]
+    return None
 
 
 def _unsqueeze(c, node, ins, a):
@@ -931,10 +1145,23 @@ def _gather(c, node, ins, a):
     positions = c.const(idx, "indices")
     rank = c.rank(node.input[0], x)
     if positions.dim() == 0 and rank is not None:
+        if axis % rank == 0 and int(positions) == -1:
+            x = _last_of_cat(c, x)  # h_n[-1] of a deep RNN: the last layer's state, [-1]
         index = [slice(None)] * (axis % rank) + [int(positions)]
-        return c.fn(operator.getitem, x, tuple(index))
+        return c.fn(operator.getitem, x, tuple(index) if len(index) > 1 else index[0])
     return c.fn(torch.index_select, x, axis, positions.reshape(-1)) if positions.dim() == 1 \
         else _gather_graph(c, x, positions, axis)
+
+
+def _last_of_cat(c, x):
+    """The last part of ``torch.cat(parts, 0)``, whose [-1] is the whole's (the exporter
+    concatenates every layer's final state into h_n); ``x`` itself otherwise."""
+    import torch
+
+    while c.is_graph(x) and x.node.op == "call_function" and x.node.target is torch.cat and \
+            (x.node.args[1] if len(x.node.args) > 1 else x.node.kwargs.get("dim", 0)) == 0:
+        x = c.proxy(x.node.args[0][-1])
+    return x
 
 
 def _gather_graph(c, x, idx, axis: int):
@@ -978,7 +1205,10 @@ def _constant_of_shape(c, node, ins, a):
     value = c._tensor(numpy_helper.to_array(a["value"])) if "value" in a else \
         torch.zeros(1)
     shape = ins[0] if isinstance(ins[0], list) else c.ints(ins[0], "shape")
-    return c.fn(torch.full, list(shape), value.reshape(()).item(), dtype=value.dtype)
+    fill = value.reshape(()).item()
+    if fill == 0:
+        c.zeros.update(node.output)  # an RNN's initial state the exporter spells out
+    return c.fn(torch.full, list(shape), fill, dtype=value.dtype)
 
 
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
@@ -1193,6 +1423,7 @@ OPS = {
     "Mul": _binary(operator.mul, "mul"), "Div": _binary(_divide, "div"),
     "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
     "GlobalAveragePool": _global_pool("avg"), "GlobalMaxPool": _global_pool("max"),
+    "LSTM": _recurrent("LSTM"), "GRU": _recurrent("GRU"),
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split, "Slice": _slice,
     "Gather": _gather, "Shape": _shape, "Constant": _constant,

@@ -176,17 +176,75 @@ def test_the_transformer_from_the_older_exporter_imports_too(tmp_path):
         assert np.abs(compiled(project, state)(x).numpy() - runtime(path, x)).max() < 1e-5
 
 
+class Recurrent(nn.Module):
+    """An LSTM or GRU over embedded tokens-like features, read by its last step or h_n[-1]."""
+
+    def __init__(self, kind: str, bidirectional: bool, layers: int, read: str):
+        super().__init__()
+        self.rnn = getattr(nn, kind)(4, 8, batch_first=True, bidirectional=bidirectional,
+                                     num_layers=layers)
+        self.head = nn.Linear(16 if bidirectional else 8, 3)
+        self.read = read
+
+    def forward(self, x):  # (B, 5, 4)
+        out, state = self.rnn(x)
+        if self.read == "h_n":
+            return self.head((state[0] if isinstance(state, tuple) else state)[-1])
+        return self.head(out[:, -1])
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional, layers, read", [(False, 1, "last"), (True, 1, "last"),
+                                                         (False, 2, "h_n"), (True, 2, "last")])
+def test_recurrent_layers_become_catalog_layers(tmp_path, kind, bidirectional, layers, read,
+                                                dynamo):
+    """ONNX's gate order and (seq, directions, batch, hidden) layout are converted to torch's,
+    the transposes around the layer cancel, and the layer imports as the catalog's own (one
+    per layer of a deep one: the exporter writes one operator each)."""
+    path = export_onnx(randomized(Recurrent(kind, bidirectional, layers, read)), (5, 4),
+                       tmp_path / "rnn.onnx", dynamo=dynamo)
+    project, state = import_module(path)
+    graph = project.models["model"]
+    types = [n.type for n in graph.nodes()]
+    assert types.count(kind) == layers
+    if not bidirectional:  # out[:, -1] and h_n[-1] are the layer's `last` port
+        assert "Opaque" not in types, types
+    model = compiled(project, state)
+    for batch in (1, 4):
+        x = torch.randn(batch, 5, 4)
+        with torch.no_grad():
+            assert np.abs(model(x).numpy() - runtime(path, x)).max() < 1e-5
+    params = sum(t.numel() for t in state.values() if t.is_floating_point())
+    # torch keeps two biases per gate where ONNX's B holds both: the same count
+    assert params == file_parameters(path)
+
+
+def test_a_recurrent_layer_torch_has_no_equal_of_is_named(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("W", TensorProto.FLOAT, [1, 32, 4], [0.1] * 128)
+    r = helper.make_tensor("R", TensorProto.FLOAT, [1, 32, 8], [0.1] * 256)
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=8, clip=3.0,
+                            name="clipped")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [5, "batch", 4])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [5, 1, "batch", 8])], initializer=[w, r])
+    path = tmp_path / "clip.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ExportError, match=r"clip.onnx: node clipped \(LSTM\): an LSTM with "
+                       "`clip` set is not converted"):
+        import_module(path)
+
+
 def test_an_operator_layerlab_cannot_convert_is_named_with_its_node(tmp_path):
-    class Recurrent(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = nn.LSTM(4, 8, batch_first=True)
-
+    class Sorting(nn.Module):
         def forward(self, x):
-            return self.rnn(x)[0]
+            return torch.topk(x, 2, dim=-1).values
 
-    path = export_onnx(Recurrent().eval(), (5, 4), tmp_path / "lstm.onnx")
-    with pytest.raises(ExportError, match=r"lstm.onnx: node .*\(LSTM\): the operator LSTM is "
+    path = export_onnx(Sorting().eval(), (5, 4), tmp_path / "topk.onnx")
+    with pytest.raises(ExportError, match=r"topk.onnx: node .*\(TopK\): the operator TopK is "
                        "not one Layerlab converts"):
         import_module(path)
 
