@@ -719,6 +719,54 @@ def _softmax(name: str):
     return handler
 
 
+def _resize(c, node, ins, a):
+    """Resize as torch's nn.Upsample (the catalog's Upsample where it can be one: the same
+    factor on every side, nearest or (bi)linear without align_corners)."""
+    import torch.nn as nn
+
+    x = ins[0]
+    rank = c.rank(node.input[0], x)
+    if rank not in (3, 4, 5):
+        raise _Unsupported("a Resize of an input whose rank is unknown, or not 3, 4 or 5, is "
+                           "not converted")
+    mode = _text(a.get("mode", b"nearest"))
+    coords = _text(a.get("coordinate_transformation_mode", b"half_pixel"))
+    nearest = _text(a.get("nearest_mode", b"round_prefer_floor"))
+    if int(a.get("antialias", 0)) or int(a.get("exclude_outside", 0)):
+        raise _Unsupported("a Resize with antialias or exclude_outside is not converted")
+    linear = {3: "linear", 4: "bilinear", 5: "trilinear"}[rank]
+    if mode == "nearest" and coords == "asymmetric" and nearest == "floor":
+        torch_mode, corners = "nearest", None
+    elif mode == "linear" and coords in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+        torch_mode, corners = linear, coords == "align_corners"
+    elif mode == "cubic" and rank == 4 and float(a.get("cubic_coeff_a", -0.75)) == -0.75 and \
+            coords in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+        torch_mode, corners = "bicubic", coords == "align_corners"
+    else:
+        raise _Unsupported(f"a Resize in mode {mode} with coordinate_transformation_mode "
+                           f"{coords} (and nearest_mode {nearest}) has no torch equal")
+    scales = ins[2] if len(ins) > 2 and node.input[2] else None
+    sizes = ins[3] if len(ins) > 3 and node.input[3] else None
+    if scales is not None and c.const(scales, "scales").numel():
+        factors = [float(v) for v in c.const(scales, "scales").tolist()]
+        if factors[:2] != [1.0, 1.0]:
+            raise _Unsupported("a Resize that scales the batch or the channels is not "
+                               "converted")
+        spatial = factors[2:]
+        factor = spatial[0] if len(set(spatial)) == 1 else tuple(spatial)
+        module = nn.Upsample(scale_factor=factor, mode=torch_mode, align_corners=corners)
+    elif sizes is not None:
+        wanted = c.ints(sizes, "sizes")
+        module = nn.Upsample(size=tuple(wanted[2:]), mode=torch_mode, align_corners=corners)
+    else:
+        raise _Unsupported("a Resize with neither scales nor sizes")
+    return c.call(c.module_name(node), module, x)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _pool(kind):
     def handler(c, node, ins, a):
         import torch.nn as nn
@@ -1423,7 +1471,7 @@ OPS = {
     "Mul": _binary(operator.mul, "mul"), "Div": _binary(_divide, "div"),
     "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
     "GlobalAveragePool": _global_pool("avg"), "GlobalMaxPool": _global_pool("max"),
-    "LSTM": _recurrent("LSTM"), "GRU": _recurrent("GRU"),
+    "LSTM": _recurrent("LSTM"), "GRU": _recurrent("GRU"), "Resize": _resize,
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split, "Slice": _slice,
     "Gather": _gather, "Shape": _shape, "Constant": _constant,

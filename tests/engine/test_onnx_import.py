@@ -326,3 +326,41 @@ def test_a_file_with_a_fixed_batch_or_a_keyword_name_imports_with_a_note(tmp_pat
     x = torch.randn(1, 6)
     with torch.no_grad():
         assert np.abs(compiled(project, state)(x).numpy() - runtime(path, x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("mode, corners, scale, catalog", [
+    ("nearest", None, 2, True), ("bilinear", False, 2, True), ("bilinear", True, 2, False),
+    ("bicubic", False, 2, False), ("nearest", None, (2, 3), False)])
+def test_resize_becomes_an_upsample(tmp_path, mode, corners, scale, catalog, dynamo):
+    """The catalog's Upsample where it can be one; torch's nn.Upsample kept whole otherwise."""
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1),
+                           nn.Upsample(scale_factor=scale, mode=mode, align_corners=corners),
+                           nn.Conv2d(4, 2, 1))
+    path = export_onnx(randomized(module), (3, 6, 6), tmp_path / "up.onnx", dynamo=dynamo)
+    project, state = import_module(path)
+    types = [n.type for n in project.models["model"].nodes()]
+    assert ("Upsample" in types) == catalog and ("Opaque" in types) == (not catalog)
+    model = compiled(project, state)
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, 6, 6)
+        with torch.no_grad():
+            assert np.abs(model(x).numpy() - runtime(path, x)).max() < 1e-5
+
+
+def test_a_resize_torch_has_no_equal_of_is_named(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                            coordinate_transformation_mode="half_pixel",
+                            nearest_mode="round_prefer_ceil", name="up")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["batch", 2, 4, 4])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["batch", 2, 8, 8])], initializer=[scales])
+    path = tmp_path / "up.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ExportError, match=r"up.onnx: node up \(Resize\): a Resize in mode "
+                       "nearest with coordinate_transformation_mode half_pixel"):
+        import_module(path)
