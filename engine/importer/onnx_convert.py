@@ -144,10 +144,13 @@ class _Converter:
         self.weights = {id(v) for v in self.consts.values() if _is_weight(v)}
         self.env: dict = {}  # ONNX name -> Proxy | tensor | shape list | number
         self.ranks: dict[str, list] = {}  # ONNX name -> its dims (int or symbolic name)
+        self.elem_types: dict[str, int] = {}  # ONNX name -> its TensorProto element type
         for info in [*g.input, *g.value_info, *g.output]:
             dims = self._dims(info)
             if dims is not None:
                 self.ranks[info.name] = dims
+            if info.type.WhichOneof("value") == "tensor_type":
+                self.elem_types[info.name] = info.type.tensor_type.elem_type
         self.names: set[str] = set()
         self.attrs_made: dict[str, object] = {}  # constant tensors registered once each
         self.consumers: dict[str, int] = {}
@@ -340,6 +343,18 @@ class _Converter:
                 self.fn(_torch().tensor, value) if self._has_graph(value)
                 else self.const(value))
         return value
+
+    def integer(self, node, *values) -> bool:
+        """Whether an operator works on integer tensors: its file says so, or one of its
+        constant operands is an integer tensor (ONNX's operands share one type)."""
+        import torch
+
+        ints = {2, 3, 4, 5, 6, 7, 12, 13}  # (u)int8/16/32/64
+        named = [self.elem_types.get(n) for n in (*node.input, *node.output) if n]
+        if any(t in ints for t in named if t):
+            return True
+        return any(isinstance(v, torch.Tensor) and not v.is_floating_point() and
+                   v.dtype != torch.bool for v in values)
 
     def is_float(self, value) -> bool:
         """A float among sizes: a number, ``float(...)``, ``math.sqrt(...)``, a true division,
@@ -634,6 +649,8 @@ def _binary(target, name: str):
         tensors = [c.is_graph(v) and not c.is_size(v) for v in (x, y)]
         if any(tensors):  # a tensor of the model: sizes join it as numbers or a tensor
             x, y = (c.scalar_or_tensor(v) for v in (x, y))
+            if name == "div" and c.integer(node, x, y):  # ONNX divides integers to integers
+                return c.fn(torch.div, c.operand(x), c.operand(y), rounding_mode="trunc")
             return c.fn(getattr(torch, name), c.operand(x), c.operand(y))
         size_op = _SIZE_OPS[name]
         if isinstance(x, list) or isinstance(y, list) or c.is_graph(x) or c.is_graph(y):
@@ -1023,7 +1040,13 @@ def _squeeze(c, node, ins, a):
     if axes is None:
         return c.method("squeeze", x)
     rank = c.rank(node.input[0], x)
-    for axis in sorted((ax % rank if rank else ax for ax in axes), reverse=True):
+    if rank is None and not all(ax < 0 for ax in axes) and not all(ax >= 0 for ax in axes):
+        raise _Unsupported("a Squeeze with axes counted from both ends of an input of unknown "
+                           "rank is not converted")
+    # the last first, so the others keep their place; axes counted from the end (an input of
+    # unknown rank): the farthest from the end first, for the same reason
+    order = sorted(ax % rank for ax in axes) if rank else sorted(axes)
+    for axis in (order[::-1] if rank or order[0] >= 0 else order):
         inner = _permuted(c, x)
         if inner is not None and axis >= 0:  # squeeze first, then permute: see _permuted
             source, perm = inner
@@ -1068,8 +1091,8 @@ def _same_dim(c, name: str, x, i: int, d) -> bool:
     """Whether a Reshape's ``d`` keeps dimension ``i`` of ``x`` as it is: 0, the known size,
     or ``x.shape[i]`` read from ``x``."""
     if isinstance(d, int):
-        known = (c.ranks.get(name) or [None] * (i + 1))[i] if len(c.ranks.get(name) or []) > i \
-            else None
+        dims = c.ranks.get(name) or []
+        known = dims[i] if i < len(dims) else None
         return d == 0 or (isinstance(known, int) and known == d)
     if not c.is_graph(d):
         return False
@@ -1109,8 +1132,15 @@ def _unsqueeze(c, node, ins, a):
     x = ins[0]
     if (c.is_graph(x) and c.is_size(x)) or isinstance(x, (int, float)):  # a size: a list
         return [x] if axes in ([0], [-1]) else x
-    rank = c.rank(node.input[0], x) or 0
-    for axis in sorted(ax % (rank + len(axes)) for ax in axes):
+    rank = c.rank(node.input[0], x)
+    if rank is None:  # axes counted from the end keep their meaning: nearest the end first
+        if not all(ax < 0 for ax in axes) and not all(ax >= 0 for ax in axes):
+            raise _Unsupported("an Unsqueeze with axes counted from both ends of an input of "
+                               "unknown rank is not converted")
+        order = sorted(axes, reverse=True) if axes[0] < 0 else sorted(axes)
+    else:
+        order = sorted(ax % (rank + len(axes)) for ax in axes)
+    for axis in order:
         x = c.method("unsqueeze", x, axis)
     return x
 
@@ -1192,6 +1222,13 @@ def _gather(c, node, ins, a):
         return _gather_graph(c, x, idx, axis)
     positions = c.const(idx, "indices")
     rank = c.rank(node.input[0], x)
+    if positions.dim() > 0 and bool((positions < 0).any()):  # counted from the end
+        dims = c.shape_of(node.input[0], x) if rank is not None else []
+        size = dims[axis % rank] if rank is not None else None
+        if not isinstance(size, int):
+            raise _Unsupported("a Gather of indices counted from the end, along a dimension "
+                               "of unknown size, is not converted")
+        positions = torch.where(positions < 0, positions + size, positions)
     if positions.dim() == 0 and rank is not None:
         if axis % rank == 0 and int(positions) == -1:
             x = _last_of_cat(c, x)  # h_n[-1] of a deep RNN: the last layer's state, [-1]

@@ -364,3 +364,84 @@ def test_a_resize_torch_has_no_equal_of_is_named(tmp_path):
     with pytest.raises(ExportError, match=r"up.onnx: node up \(Resize\): a Resize in mode "
                        "nearest with coordinate_transformation_mode half_pixel"):
         import_module(path)
+
+
+def test_integer_tensors_divide_to_integers(tmp_path):
+    """ONNX's Div of integer tensors truncates (torch's `/` would give a fraction)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    three = helper.make_tensor("three", TensorProto.INT64, [], [3])
+    nodes = [helper.make_node("ArgMax", ["x"], ["k"], axis=1, keepdims=0),
+             helper.make_node("Div", ["k", "three"], ["q"]),
+             helper.make_node("Mul", ["q", "three"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["batch", 7])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["batch"])], initializer=[three])
+    path = tmp_path / "div.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    from engine.importer.onnx_convert import onnx_module
+
+    module, _ = onnx_module(path)
+    x = torch.randn(40, 7)
+    with torch.no_grad():
+        assert np.array_equal(module(x).numpy(), runtime(path, x))  # 0, 3 or 6: multiples of 3
+
+
+def test_axes_counted_from_the_end_of_an_input_of_unknown_rank(tmp_path):
+    """Unsqueeze(-1, -3), then Squeeze(-3, -1) of a 4-D value, where the file does not say the
+    ranks: (4, 5) -> (4, 1, 5, 1) and (2, 1, 3, 1) -> (2, 3), as onnxruntime computes them."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from engine.importer.onnx_convert import onnx_module
+
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [-1, -3])
+    back = helper.make_tensor("back", TensorProto.INT64, [2], [-3, -1])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Unsqueeze", ["r", "axes"], ["u"]),
+             helper.make_node("Relu", ["w"], ["v"]),
+             helper.make_node("Squeeze", ["v", "back"], ["s"])]
+    unknown = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "xw"]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "us"]
+    graph = helper.make_graph(nodes, "g", unknown, outputs, initializer=[axes, back])
+    path = tmp_path / "axes.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    module, _ = onnx_module(path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x, w = torch.randn(4, 5), torch.randn(2, 1, 3, 1)
+    expected = session.run(None, {"x": x.numpy(), "w": w.numpy()})
+    with torch.no_grad():
+        got = module(x, w)
+    assert [tuple(e.shape) for e in expected] == [(4, 1, 5, 1), (2, 3)]
+    for a, b in zip(got, expected):
+        assert np.array_equal(a.numpy(), b)
+
+
+def test_gather_of_indices_counted_from_the_end(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from engine.importer.onnx_convert import onnx_module
+
+    picks = helper.make_tensor("picks", TensorProto.INT64, [3], [-1, 0, -3])
+    table = helper.make_tensor("table", TensorProto.FLOAT, [4, 2], [float(i) for i in range(8)])
+    ids = helper.make_tensor("ids", TensorProto.INT64, [2, 2], [-1, 1, -4, 2])
+    nodes = [helper.make_node("Gather", ["x", "picks"], ["cols"], axis=1),
+             helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["batch", 5])], [
+            helper.make_tensor_value_info("cols", TensorProto.FLOAT, ["batch", 3]),
+            helper.make_tensor_value_info("rows", TensorProto.FLOAT, [2, 2, 2])],
+        initializer=[picks, table, ids])
+    path = tmp_path / "gather.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    module, _ = onnx_module(path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 5)
+    expected = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        got = module(x)
+    for a, b in zip(got, expected):
+        assert np.array_equal(np.asarray(a), b)
