@@ -963,7 +963,7 @@ def _recurrent(kind: str):
         if len(ins) > 4 and node.input[4]:
             raise _Unsupported(f"{an} {kind} with sequence_lens is not converted")
         for i in range(5, min(len(ins), 7 if kind == "LSTM" else 6)):
-            if node.input[i] and not _is_zero(c, node.input[i], ins[i]):
+            if node.input[i] and not c._zeros(node.input[i]):
                 raise _Unsupported(f"{an} {kind} whose initial state is not zeros is not "
                                    "converted")
         if kind == "LSTM" and len(ins) > 7 and node.input[7]:
@@ -1000,30 +1000,6 @@ def _recurrent(kind: str):
 # ONNX operators whose result is made of their first input's elements: zeros give zeros
 _ZERO_KEEPING_OPS = {"Expand", "Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape",
                      "Transpose", "Identity", "Flatten", "Tile"}
-# the same as torch operations, for a state whose zeros show only in the converted graph
-_ZERO_KEEPING = {operator.getitem, "reshape", "view", "squeeze", "unsqueeze", "expand",
-                 "narrow", "contiguous", "permute", "flatten", "unflatten"}
-
-
-def _is_zero(c, name: str, value) -> bool:
-    """Whether an initial state is all zeros: a constant of zeros, or a ConstantOfShape of 0
-    (the exporter's way to write zeros of the batch's size), or a part or reshape of one (each
-    layer's slice of a deep RNN's state)."""
-    import torch
-
-    if name in c.zeros:
-        return True
-    if isinstance(value, torch.Tensor):
-        return not bool(value.any())
-    node = value.node if c.is_graph(value) else None
-    while node is not None:
-        if node.op == "call_function" and node.target is torch.full:
-            return node.args[1] == 0
-        name_or_fn = node.target if node.op in ("call_function", "call_method") else None
-        if name_or_fn not in _ZERO_KEEPING or not node.args:
-            return False
-        node = node.args[0] if hasattr(node.args[0], "op") else None
-    return False
 
 
 def _axes(c, ins, a, index: int = 1):
