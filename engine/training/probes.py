@@ -1,9 +1,10 @@
 """Probes: cheap views of the inside of a training network, for the window to draw.
 
-A :class:`Probes` callback keeps, on the device, the gradient norm of every parameter at every
-step (one ``torch._foreach_norm`` per model update) and every ``every`` steps - but at most once
-per ``interval`` seconds - and at each epoch's end refreshes :attr:`Probes.latest`, a plain dict
-of small numpy arrays (the device is read only then):
+A :class:`Probes` callback keeps, on the device, the gradient norm of every parameter (one
+``torch._foreach_norm`` per model update, of every ``grad_every``-th after the first few) and
+every ``every`` steps and at an epoch's end - but at most once per ``interval`` seconds, and
+always at the run's end - refreshes :attr:`Probes.latest`, a plain dict of small numpy arrays
+(the device is read only then):
 
 ``step``, ``epoch``
 ``grad_norms``     {model: {"nodes": [node ids], "steps": (k,), "values": (k, nodes)}}, the
@@ -125,6 +126,7 @@ class Probes(Callback):
         self._inputs: dict = {}
         self._grid = None
         self._refreshed = 0.0
+        self._stale = False
 
     def configure(self, **settings) -> None:
         """Change what is probed (e.g. ``nodes=("conv1",)``); takes effect at the next refresh."""
@@ -137,7 +139,8 @@ class Probes(Callback):
     def on_train_start(self, trainer) -> None:
         self._norms = {n: _GradNorms(m, trainer.device) for n, m in trainer.models.items()}
         self._windows = {}
-        self._refreshed = 0.0
+        self._refreshed = time.monotonic()  # the first refresh comes one interval in
+        self._stale = False  # an epoch end went by without a refresh
         self._inputs = trainer.task.probe_inputs(self.batch)
         self._grid = None  # built at the first boundary probe
 
@@ -151,7 +154,16 @@ class Probes(Callback):
             logs["probes"] = self.refresh(trainer)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
-        self.refresh(trainer, epoch_end=True)
+        """Epochs shorter than ``interval`` are not each probed (a view reads no faster);
+        the run's last epoch always is (see :meth:`on_train_end`)."""
+        self._stale = time.monotonic() - self._refreshed < self.interval
+        if not self._stale:
+            self.refresh(trainer, epoch_end=True)
+
+    def on_train_end(self, trainer, logs: dict) -> None:
+        if self._stale:
+            self.refresh(trainer, epoch_end=True)
+            self._stale = False
 
     # -- collecting ------------------------------------------------------------------------
     def refresh(self, trainer, epoch_end: bool = False) -> dict:

@@ -11,16 +11,18 @@ same conditions on a shared machine. Targets: trainer / hand-written <= 1.02, pr
 <= 0.9 on two of the three (the compile itself is timed apart; the row says which forward each
 compiled run kept after its trial: the optimizer step is compiled either way); beside PyTorch Lightning
 (installed for the bench only, ``pip install lightning``), trainer / Lightning <= 0.8 on the
-MLP and <= 1.0 on the others.
+MLP and <= 1.0 on the others; beside Keras 3 on the torch backend (bench-only too,
+``pip install keras``), trainer / Keras <= 1.0.
 
     python tests/bench/bench_trainer.py [--reps 21] [--threads 1] [--device cpu|cuda]
-                                        [--only loop,probes,compile,lightning]
+                                        [--only loop,probes,compile,lightning,keras]
     python -m pytest tests/bench/bench_trainer.py -s
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
@@ -330,14 +332,107 @@ def compare_lightning(case: str, reps: int, device: str) -> tuple[float, float] 
     return summarize(pairs)
 
 
+def _keras():
+    """Keras 3 on the torch backend, or None when it is not installed or another backend was
+    loaded first (a bench-only package, like Lightning)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    return keras if keras.backend.backend() == "torch" else None
+
+
+def keras_model(keras, case: str, torch_model: nn.Module):
+    """The case's model in Keras layers, holding the torch model's weights (Keras keeps a Dense
+    kernel as (in, out), a Conv2D kernel as (h, w, in, out), an LSTM's two biases as one, all
+    in torch's gate order i, f, g, o); convolutions read channels first, as the data is."""
+    L = keras.layers
+    if case == "mlp_spirals":
+        model = keras.Sequential([keras.Input((2,)), L.Dense(64, activation="relu"),
+                                  L.Dense(64, activation="relu"), L.Dense(2)])
+    elif case == "cnn_digits":
+        conv = {"padding": "same", "activation": "relu", "data_format": "channels_first"}
+        model = keras.Sequential([
+            keras.Input((1, 8, 8)), L.Conv2D(16, 3, **conv),
+            L.MaxPooling2D(2, data_format="channels_first"), L.Conv2D(32, 3, **conv),
+            L.MaxPooling2D(2, data_format="channels_first"), L.Flatten(),
+            L.Dense(64, activation="relu"), L.Dense(10)])
+    else:
+        model = keras.Sequential([keras.Input((20, 1)), L.LSTM(32), L.Dense(1)])
+    torch_layers = [m for m in torch_model.modules()
+                    if isinstance(m, (nn.Linear, nn.Conv2d, nn.LSTM))]
+    keras_layers = [layer for layer in model.layers if layer.weights]
+    assert len(torch_layers) == len(keras_layers), (torch_layers, keras_layers)
+    for ours, theirs in zip(torch_layers, keras_layers):
+        if isinstance(ours, nn.Linear):
+            weights = [ours.weight.T, ours.bias]
+        elif isinstance(ours, nn.Conv2d):
+            weights = [ours.weight.permute(2, 3, 1, 0), ours.bias]
+        else:
+            weights = [ours.weight_ih_l0.T, ours.weight_hh_l0.T, ours.bias_ih_l0 + ours.bias_hh_l0]
+        theirs.set_weights([w.detach().cpu().numpy() for w in weights])
+    count = sum(p.numel() for p in torch_model.parameters())
+    assert model.count_params() == count - (128 if case == "lstm_sine" else 0), \
+        (model.count_params(), count)  # Keras's LSTM has one bias of 4 x 32, torch's two
+    return model
+
+
+def keras_fit(trainer: Trainer, module_cls, init_state: dict, epochs: int,
+              classification: bool, case: str) -> float | None:
+    """The same model, weights, data, batch, optimizer and epochs in Keras 3 on the torch
+    backend, the way its documentation writes it (``compile`` then ``fit`` on arrays, shuffled,
+    validated once per epoch in one batch as the others are); eager (``jit_compile=False``),
+    as the hand-written loop is. None when Keras is not installed."""
+    keras = _keras()
+    if keras is None:
+        return None
+    ds, cfg = trainer.dataset, trainer.config
+    reference = module_cls()
+    reference.load_state_dict(init_state)
+    model = keras_model(keras, case, reference)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classification \
+        else keras.losses.MeanSquaredError()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.optimizer.kwargs["lr"]),
+                  loss=loss, metrics=["accuracy"] if classification else None,
+                  jit_compile=False)
+    arrays = [t.cpu().numpy() for t in (ds.x_train, ds.y_train, ds.x_val, ds.y_val)]
+    keras.utils.set_random_seed(0)
+    start = clock(trainer.device)
+    model.fit(arrays[0], arrays[1], batch_size=cfg.batch_size, epochs=epochs, shuffle=True,
+              validation_data=(arrays[2], arrays[3]), validation_batch_size=len(arrays[2]),
+              verbose=0)
+    return clock(trainer.device) - start
+
+
+def compare_keras(case: str, reps: int, device: str) -> tuple[float, float] | None:
+    project, epochs = make_project(case)
+    _, _, _, module_cls, classification = CASES[case]
+    if _keras() is None:
+        return None
+    pairs = []
+    for rep in range(reps + 1):
+        trainer = Trainer(project, device=device, epochs=epochs)
+        init = copy.deepcopy(trainer.models["model"].state_dict())
+        if rep % 2:
+            t_keras = keras_fit(trainer, module_cls, init, epochs, classification, case)
+            t_ours = _timed_fit(trainer)
+        else:
+            t_ours = _timed_fit(trainer)
+            t_keras = keras_fit(trainer, module_cls, init, epochs, classification, case)
+        if rep:
+            pairs.append((t_ours, t_keras))
+    return summarize(pairs)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=21)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--only", default="loop,probes,compile,lightning",
-                        help="which comparisons (default: all four)")
+    parser.add_argument("--only", default="loop,probes,compile,lightning,keras",
+                        help="which comparisons (default: all five)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     torch.set_num_threads(args.threads)  # the same for both sides of every comparison
@@ -370,6 +465,11 @@ def main(argv=None) -> dict:
             print(f"{case:12s} trainer/Lightning " + (
                 f"{light[0]:.3f} (fastest {light[1]:.3f}; target <= {target})" if light else
                 "skipped: lightning is not installed (pip install lightning)"), flush=True)
+        if "keras" in only:
+            ker = row["keras"] = compare_keras(case, max(3, args.reps // 3), args.device)
+            print(f"{case:12s} trainer/Keras 3 (torch backend) " + (
+                f"{ker[0]:.3f} (fastest {ker[1]:.3f}; target <= 1.0)" if ker else
+                "skipped: keras is not installed (pip install keras)"), flush=True)
     return results
 
 

@@ -52,6 +52,31 @@ def test_classifier_probes_cover_every_view():
     assert accuracy == pytest.approx(trainer.history[-1]["val_accuracy"], abs=1e-6)
 
 
+def test_short_epochs_are_probed_at_most_once_an_interval_and_the_last_always():
+    """Probes cost a forward pass a refresh: epochs shorter than the interval are not each
+    probed (three epochs inside a minute: one refresh), yet the run ends on its final state,
+    also when it stops early; an interval of 0 probes every epoch."""
+    epochs_seen = []
+    probes = Probes(every=10_000, interval=60.0)
+    original = probes.refresh
+    probes.refresh = lambda t, epoch_end=False: epochs_seen.append(t.epoch) or original(
+        t, epoch_end)
+    trainer = Trainer(example("mlp_spirals", epochs=3, n_samples=200), callbacks=[probes])
+    trainer.fit()
+    assert epochs_seen == [3] and probes.version == 1
+    assert probes.latest["epoch"] == 3 and probes.latest["step"] == trainer.step
+    stopper = LambdaCallback(on_epoch_end=lambda t, epoch, logs: t.stop() if epoch == 2 else None)
+    epochs_seen.clear()
+    trainer = Trainer(example("mlp_spirals", epochs=5, n_samples=200),
+                      callbacks=[probes, stopper])
+    trainer.fit()
+    assert trainer.epoch == 2 and epochs_seen == [2] and probes.latest["epoch"] == 2
+    every = Probes(every=10_000, interval=0)
+    trainer = Trainer(example("mlp_spirals", epochs=3, n_samples=200), callbacks=[every])
+    trainer.fit()
+    assert every.version == 3
+
+
 def test_gradient_norms_every_few_updates_name_their_steps():
     probes = Probes(every=8, interval=0, means=False, keep=100)  # grad_every 4 by default
     trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
