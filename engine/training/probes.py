@@ -1,7 +1,9 @@
 """Probes: cheap views of the inside of a training network, for the window to draw.
 
 A :class:`Probes` callback keeps, on the device, the gradient norm of every parameter (one
-``torch._foreach_norm`` per model update, of every ``grad_every``-th after the first few) and
+``torch._foreach_norm`` per model update: of the first few, then of every ``grad_every``-th
+but at most one per ``grad_interval`` seconds, so that their cost stays a small fraction of
+the time however short the steps) and
 every ``every`` steps and at an epoch's end - but at most once per ``interval`` seconds, and
 always at the run's end - refreshes :attr:`Probes.latest`, a plain dict of small numpy arrays
 (the device is read only then):
@@ -34,6 +36,7 @@ refreshes. :meth:`configure` changes what is probed from any thread (read at the
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -103,13 +106,17 @@ class Probes(Callback):
                  n_samples: int = 64, bins: int = 30, grid: int = 64, max_units: int = 256,
                  max_channels: int = 16, keep: int = 1000, graph: bool = False,
                  embedding_node: str | None = None, grad_every: int = 4,
-                 network: bool = False):
+                 network: bool = False, grad_interval: float = 0.002):
         self.every = max(1, int(every))
         # gradient norms of the first updates, then of every grad_every-th: the gradient-flow
         # view reads trends
         # over hundreds of steps, and one norm per parameter per step was the probes' largest
         # per-step cost on small models
         self.grad_every = max(1, int(grad_every))
+        # and at most one per grad_interval seconds: a norm costs 10-60 us beside the step, a
+        # large share of a tiny model's step, and a view plots a trend, not every step
+        self.grad_interval = float(grad_interval)
+        self._norm_at: dict[str, float] = {}  # when each model's last norm was taken
         self.network = network  # the dense layers' weights, gradients and units (network view)
         self.interval = interval
         self.nodes = tuple(nodes)
@@ -139,6 +146,7 @@ class Probes(Callback):
     def on_train_start(self, trainer) -> None:
         self._norms = {n: _GradNorms(m, trainer.device) for n, m in trainer.models.items()}
         self._windows = {}
+        self._norm_at = {}
         self._refreshed = time.monotonic()  # the first refresh comes one interval in
         self._stale = False  # an epoch end went by without a refresh
         self._inputs = trainer.task.probe_inputs(self.batch)
@@ -146,8 +154,15 @@ class Probes(Callback):
 
     def on_after_backward(self, trainer, model_name: str, model) -> None:
         step = trainer.step + 1  # the update being made (counted after it)
-        if self.grad_norms and (step % self.grad_every == 0 or step < self.grad_every):
+        if not self.grad_norms:
+            return
+        if step < self.grad_every:
             self._norms[model_name].record(step)
+        elif step % self.grad_every == 0:
+            now = time.perf_counter()
+            if now - self._norm_at.get(model_name, -math.inf) >= self.grad_interval:
+                self._norm_at[model_name] = now
+                self._norms[model_name].record(step)
 
     def on_batch_end(self, trainer, step: int, logs: dict) -> None:
         if step % self.every == 0 and time.monotonic() - self._refreshed >= self.interval:

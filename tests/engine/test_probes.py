@@ -78,15 +78,32 @@ def test_short_epochs_are_probed_at_most_once_an_interval_and_the_last_always():
 
 
 def test_gradient_norms_every_few_updates_name_their_steps():
-    probes = Probes(every=8, interval=0, means=False, keep=100)  # grad_every 4 by default
+    probes = Probes(every=8, interval=0, means=False, keep=100,
+                    grad_interval=0)  # grad_every 4 by default
     trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
     trainer.fit()
     steps = probes.latest["grad_norms"]["model"]["steps"].tolist()
     assert steps == [1, 2, 3, *range(4, trainer.step + 1, 4)]  # the first ones, then every 4th
 
 
+def test_gradient_norms_are_taken_at_most_once_an_interval_for_each_model():
+    """Tiny steps: a norm at most every grad_interval seconds (here: only the first few and
+    the first 4th step), each model counted apart (a GAN's two)."""
+    probes = Probes(every=10_000, interval=0, means=False, grad_interval=60.0)
+    trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
+    trainer.fit()
+    assert trainer.step > 8
+    assert probes.latest["grad_norms"]["model"]["steps"].tolist() == [1, 2, 3, 4]
+    gan = Probes(every=10_000, interval=0, means=False, grad_interval=60.0)
+    trainer = Trainer(example("gan_ring", epochs=1), callbacks=[gan])
+    trainer.fit()
+    norms = gan.latest["grad_norms"]
+    assert set(norms) == {"generator", "discriminator"}
+    assert all(n["steps"].tolist() == [1, 2, 3, 4] for n in norms.values())
+
+
 def test_gradient_norms_cover_every_step_in_a_rolling_window():
-    probes = Probes(every=3, interval=0, means=False, keep=7, grad_every=1)
+    probes = Probes(every=3, interval=0, means=False, keep=7, grad_every=1, grad_interval=0)
     windows = []
     trainer = Trainer(example("perceptron", epochs=1), callbacks=[probes])
     original = probes.refresh
