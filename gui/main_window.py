@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.document: Document | None = None
         self.canvases: dict[str, Canvas] = {}
         self._syncing = False
+        self._selection_deferred = None  # the canvas whose selection waits for press_ended
         self.editing = Editing(self)
         self.blocks = BlockActions(self)
         self._find = None  # Edit → Find Node, made when first used (gui.find_node)
@@ -208,6 +209,7 @@ class MainWindow(QMainWindow):
         # bound methods (not lambdas): Qt drops the connection when the window goes, so scenes
         # torn down after it cannot call back into a deleted window
         scene.selectionChanged.connect(self._selection_signal)
+        scene.press_ended.connect(self._press_ended)
         scene.status_message.connect(self.show_status)
         scene.node_double_clicked.connect(self._node_double_clicked)
         shapes.updated.connect(self._shapes_updated)
@@ -323,9 +325,19 @@ class MainWindow(QMainWindow):
         if canvas is not None:
             self._scene_selection_changed(canvas)
 
+    def _press_ended(self) -> None:
+        """The button pressed on a node came up: show the selection it changed, if any."""
+        canvas = next((c for c in self.canvases.values() if c.scene is self.sender()), None)
+        if canvas is not None and canvas is self._selection_deferred:
+            self._scene_selection_changed(canvas)
+
     def _scene_selection_changed(self, canvas: Canvas) -> None:
         if canvas is not self.current_canvas() or self.document is None:
             return
+        if canvas.scene.pressing_node:  # shown when the button comes up (press_ended): the
+            self._selection_deferred = canvas  # inspector's form takes a frame to build,
+            return  # and the press may be the start of a drag
+        self._selection_deferred = None
         ids = canvas.scene.selected_node_ids()
         if len(ids) == 1:
             self.inspector.show_node(canvas.graph, canvas.shapes, ids[0])

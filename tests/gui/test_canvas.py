@@ -518,3 +518,32 @@ def test_detach_stops_following_the_graph(canvas):
     canvas.scene.detach()
     canvas.graph.add_node("ReLU", "late", None, (0, 300))
     assert canvas.scene.node_item("late") is None
+
+
+def test_a_big_graph_s_overview_is_redrawn_once_edits_and_pans_pause(qtbot):
+    """Drawing the overview of a big graph takes a frame or more: after an edit it shows the
+    graph as it was while the view keeps panning, and the graph as it is once panning stops;
+    the map stays in its corner through the scrolling."""
+    from widgets.canvas.scene import LARGE_GRAPH
+
+    g = Graph()
+    for i in range(LARGE_GRAPH):
+        g.add_node("ReLU", f"r{i}", None, (220.0 * (i % 25), 160.0 * (i // 25)))
+    c = Canvas(g, qtbot)
+    view, minimap = c.view, c.view.minimap
+    view.set_zoom(1.0)
+    qtbot.wait(50)
+    assert minimap.isVisible()
+    corner = minimap.geometry()
+    before = minimap.grab().toImage()
+    c.scene.node_item("r0").setPos(QPointF(-3000.0, -3000.0))  # far out: the map changes
+    bar = view.horizontalScrollBar()
+    for k in range(14):  # 0.7 s of panning, past the 0.4 s pause the map waits for
+        bar.setValue(bar.value() + (30 if k % 2 else -30))
+        qtbot.wait(50)
+        assert minimap.geometry() == corner
+    assert minimap.grab().toImage() == before
+    qtbot.wait(600)
+    assert minimap.grab().toImage() != before
+    c.scene.detach()
+    c.shapes.detach()

@@ -319,3 +319,53 @@ def test_undo_redo_menu_texts_and_dirty_title(window, qtbot):
     window.undo()
     assert not window.isWindowModified()
     assert window.actions_["redo"].text() == "&Redo Delete y"
+
+
+def test_a_pressed_node_shows_in_the_inspector_when_the_button_comes_up(window, qtbot):
+    """The inspector's form takes a frame to build: a press that may start a drag leaves it for
+    the release, so the first move is quick; a click or a drag then shows the node."""
+    canvas = window.current_canvas()
+    viewport = canvas.view.viewport()
+    for node_id, moves in (("conv1", 0), ("fc1", 4)):
+        item = canvas.scene.node_item(node_id)
+        at = view_point(canvas, item.sceneBoundingRect().topLeft() + QPointF(60, 12))
+        before = window.inspector.node_id
+        send_mouse(viewport, QEvent.Type.MouseButtonPress, at, LEFT, LEFT)
+        qtbot.wait(10)
+        assert canvas.scene.selected_node_ids() == [node_id]  # the card shows it at once
+        assert window.inspector.node_id == before
+        for i in range(1, moves + 1):
+            send_mouse(viewport, QEvent.Type.MouseMove, at + QPoint(8 * i, 0), NO_BUTTON, LEFT)
+        assert window.inspector.node_id == before
+        send_mouse(viewport, QEvent.Type.MouseButtonRelease, at + QPoint(8 * moves, 0), LEFT,
+                   NO_BUTTON)
+        assert window.inspector.node_id == node_id
+    # selecting by keyboard or from the summary is not held back
+    window.current_canvas().scene.select_nodes(["conv2"])
+    assert window.inspector.node_id == "conv2"
+
+
+def test_zoomed_far_out_a_card_shows_its_selection_and_tint(window, qtbot):
+    """Below FAR_ZOOM a card is drawn from a small picture of itself; selecting or tinting it
+    changes what is drawn."""
+    from widgets.canvas.style import FAR_ZOOM
+
+    canvas = window.current_canvas()
+    view, item = canvas.view, canvas.scene.node_item("conv1")
+    view.set_zoom(FAR_ZOOM * 0.75)
+    view.centerOn(item)
+
+    def card():
+        qtbot.wait(20)
+        rect = view.mapFromScene(item.sceneBoundingRect()).boundingRect()
+        return view.viewport().grab(rect).toImage()
+
+    plain = card()
+    assert plain.width() > 10
+    canvas.scene.select_nodes(["conv1"])
+    selected = card()
+    assert selected != plain
+    canvas.scene.select_nodes([])
+    assert card() == plain
+    canvas.scene.set_node_tint("conv1", 1.0)
+    assert card() != plain

@@ -70,8 +70,9 @@ class EdgeItem(QGraphicsItem):
         self._labels: tuple = ((QRectF(), None), (QRectF(), None))  # (rect, font): near, far
         self._bounds = QRectF()
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        # a view of hundreds of wires repaints from pixmaps; a wire draws again when it changes
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # no item cache: a wire is one path, and a pixmap of its bounding rectangle (a long
+        # wire's is most of the view) was drawn again at every zoom step and every move of
+        # either end; painting the path itself halved those frames on a 5,000-node graph
         self.setAcceptHoverEvents(True)
         self.setZValue(0)
 

@@ -1,16 +1,19 @@
 """A layer on the canvas: a rounded card with a category-coloured header and typed ports."""
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainterPath
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from ..theme import format_count, format_shape
 from .port_item import PortItem
-from .style import (FAR_ZOOM, GLOW, HEADER, LINE, NODE_WIDTH, OVERVIEW_ZOOM, PAD, PORT_STEP, PORT_Y0,
-                    RADIUS, Paints)
+from .style import (FAR_CACHE_SCALE, FAR_ZOOM, GLOW, GREEK_PX, HEADER, LINE, NODE_WIDTH,
+                    OVERVIEW_ZOOM, PAD, PORT_STEP, PORT_Y0, RADIUS, Paints)
 
 _MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
+_SELECTED = QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _CENTER = Qt.AlignmentFlag.AlignCenter
@@ -74,7 +77,11 @@ class NodeItem(QGraphicsItem):
         self._texts: dict[str, str] = {}
         self._ops: list = []
         self._overview_ops: list = []
+        self._greek_bar: QRectF | None = None
+        self._greek_color: QColor | None = None
         self._paths: tuple[QPainterPath, QPainterPath] | None = None
+        self._far = False  # drawn from its own pixmap while the view is far (see set_far)
+        self._far_pixmap: tuple | None = None  # (QPixmap, its rectangle)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -169,6 +176,7 @@ class NodeItem(QGraphicsItem):
             if value is not None:
                 self._tint_color = QColor(self.paints.accent)
                 self._tint_color.setAlphaF(0.10 + 0.45 * max(0.0, min(1.0, value)))
+            self._far_pixmap = None
             self.update()
 
     def set_badge(self, text: str | None, severity: str = "warning") -> None:
@@ -222,6 +230,16 @@ class NodeItem(QGraphicsItem):
         self.prepareGeometryChange()
         top = GLOW + (22.0 if self.badge else 0.0)
         self._bounds = QRectF(-GLOW, -top, NODE_WIDTH + 2 * GLOW, self.height + top + GLOW + 2)
+        self._far_pixmap = None
+
+    def set_far(self, far: bool) -> None:
+        """Far (the view below FAR_ZOOM): the card's far face is drawn once into a small pixmap
+        (see _paint_far_pixmap) and that is scaled at every zoom step; near: the card draws
+        itself. Either way into Qt's pixmap at the screen's resolution, which makes panning
+        quick."""
+        if far != self._far:
+            self._far = far
+            self._far_pixmap = None
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -244,7 +262,9 @@ class NodeItem(QGraphicsItem):
         return self._paths
 
     def itemChange(self, change, value):
-        if change == _MOVED:
+        if change == _SELECTED:
+            self._far_pixmap = None  # the far face shows the selection's outline
+        elif change == _MOVED:
             scene = self.scene()
             if scene is not None:
                 scene.node_item_changed(self)
@@ -272,6 +292,8 @@ class NodeItem(QGraphicsItem):
         ops.extend(self._port_label_ops(p))
         self._ops = ops
         self._overview_ops = self._layout_overview(p, header_color, w)
+        self._greek_bar = None  # the far view's bar for the title, made when first drawn
+        self._far_pixmap = None
 
     def _shape_row_ops(self, p: Paints, row: QRectF) -> list:
         """The output shape, and the parameter count at the right if there is room."""
@@ -323,7 +345,10 @@ class NodeItem(QGraphicsItem):
         p = self.paints
         zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         if zoom < FAR_ZOOM:
-            self._paint_far(painter, p)
+            if self._far:
+                self._paint_far_pixmap(painter, p, widget)
+            else:
+                self._paint_far(painter, p, zoom)
             return
         body, band = self._shapes()
         painter.setRenderHint(painter.RenderHint.Antialiasing)
@@ -345,9 +370,11 @@ class NodeItem(QGraphicsItem):
         if self.badge:
             self._paint_badge(painter, p)
 
-    def _paint_far(self, painter, p: Paints) -> None:
+    def _paint_far(self, painter, p: Paints, zoom: float) -> None:
         """A few pixels a node, hundreds on screen: plain rectangles (no shadow, curves or port
-        circles) and the title, so that zooming a view of a big graph stays quick."""
+        circles) and the title, so that zooming a view of a big graph stays quick; a title too
+        small to read (under GREEK_PX letters) is a bar as long as the title, drawn far faster
+        than the letters."""
         painter.setRenderHint(painter.RenderHint.Antialiasing, False)
         rect = self.rect()
         painter.setPen(self._outline_pen(p))
@@ -360,11 +387,43 @@ class NodeItem(QGraphicsItem):
             painter.setBrush(self._tint_color)
             painter.drawRect(rect)
         font, color, text_rect, text, align = self._overview_ops[0]
-        painter.setFont(font)
-        painter.setPen(color)
-        painter.drawText(text_rect, align, text)
+        size = font.pixelSize()
+        if size * zoom < GREEK_PX:
+            bar = self._greek_bar
+            if bar is None:
+                width = min(p.width(font, text), text_rect.width())
+                top = text_rect.center().y() - size * 0.3
+                bar = self._greek_bar = QRectF(text_rect.x(), top, width, size * 0.6)
+                grey = QColor(color)
+                grey.setAlphaF(0.55)
+                self._greek_color = grey
+            painter.setBrush(self._greek_color)
+            painter.drawRect(bar)
+        else:
+            painter.setFont(font)
+            painter.setPen(color)
+            painter.drawText(text_rect, align, text)
         if self.error:
             self._paint_error_badge(painter, p)
+
+    def _paint_far_pixmap(self, painter, p: Paints, widget) -> None:
+        """The far face from a pixmap made at FAR_CACHE_SCALE (made again when what it shows
+        changes): one scaled copy a frame instead of drawing shapes and text at every zoom."""
+        cached = self._far_pixmap  # dropped by every change of what the face shows
+        if cached is None:
+            ratio = widget.devicePixelRatioF() if widget is not None else 1.0
+            scale = FAR_CACHE_SCALE * ratio
+            r = self._bounds
+            pixmap = QPixmap(max(1, math.ceil(r.width() * scale)),
+                             max(1, math.ceil(r.height() * scale)))
+            pixmap.fill(Qt.GlobalColor.transparent)
+            face = QPainter(pixmap)
+            face.scale(scale, scale)
+            face.translate(-r.x(), -r.y())
+            self._paint_far(face, p, FAR_CACHE_SCALE)
+            face.end()
+            cached = self._far_pixmap = (pixmap, QRectF(pixmap.rect()))
+        painter.drawPixmap(self._bounds, *cached)
 
     def _paint_frame(self, painter, p: Paints, body: QPainterPath) -> None:
         painter.setPen(Qt.PenStyle.NoPen)

@@ -40,6 +40,7 @@ class CanvasScene(QGraphicsScene):
     status_message = Signal(str)
     node_double_clicked = Signal(str)
     geometry_changed = Signal()  # nodes moved, came or went (coalesced; for the overview)
+    press_ended = Signal()  # the mouse button pressed on a node came up (see pressing_node)
     theme_changed = Signal()
 
     def __init__(self, graph, shapes, theme: CanvasTheme = LIGHT, parent=None):
@@ -50,6 +51,8 @@ class CanvasScene(QGraphicsScene):
         self.paints = paints_for(theme)
         self.fast_wires = False  # while nodes are dragged, wires skip obstacle routing
         self._nodes: dict[str, NodeItem] = {}
+        self._far = False  # the view is zoomed out below FAR_ZOOM (see set_far)
+        self.pressing_node = False  # the left button went down on a node and is still down
         self.obstacles = NodeGrid()  # node rectangles, for routing wires around them
         self._edges: dict[Edge, EdgeItem] = {}
         self._wiring: dict[str, str] = {}
@@ -86,6 +89,21 @@ class CanvasScene(QGraphicsScene):
             self._refresh_node(node.id)
         self.reroute_wires()
 
+    def warm_selection(self) -> None:
+        """Qt does a pass over every item the first time one is selected in a shown view (about
+        25 ms at 5,000 nodes, in the event loop after the click): the view selects and unselects
+        one node, unseen, once it is first drawn, so that the cost falls in opening rather than
+        in the first click or drag."""
+        first = next(iter(self._nodes.values()), None)
+        if first is None:
+            return
+        blocked = self.blockSignals(True)
+        try:
+            first.setSelected(True)
+            first.setSelected(False)
+        finally:
+            self.blockSignals(blocked)
+
     def _missing_positions(self, nodes) -> dict[str, tuple[float, float]]:
         """Layout positions for nodes that have none, below any nodes that do."""
         if all(n.pos is not None for n in nodes):
@@ -103,6 +121,7 @@ class CanvasScene(QGraphicsScene):
         if pos is None:
             pos = self._missing_positions([node])[node.id]
         item.setPos(QPointF(*pos))
+        item.set_far(self._far)
         self._nodes[node.id] = item
         self.addItem(item)
         self.node_item_changed(item)
@@ -230,6 +249,13 @@ class CanvasScene(QGraphicsScene):
 
     def node_items(self) -> list[NodeItem]:
         return list(self._nodes.values())
+
+    def set_far(self, far: bool) -> None:
+        """The view crossed FAR_ZOOM: every card changes how it is cached (NodeItem.set_far)."""
+        if far != self._far:
+            self._far = far
+            for item in self._nodes.values():
+                item.set_far(far)
 
     def edge_item(self, edge: Edge) -> EdgeItem | None:
         return self._edges.get(edge)
@@ -382,6 +408,7 @@ class CanvasScene(QGraphicsScene):
         return self._gesture
 
     def mousePressEvent(self, event) -> None:
+        self.pressing_node = False  # a release that never came (the window lost the mouse)
         if self._gesture is not None or event.button() != Qt.MouseButton.LeftButton:
             event.accept()
             return
@@ -410,6 +437,9 @@ class CanvasScene(QGraphicsScene):
         return self._edges.get(edges[-1]) if edges else None
 
     def _press_node(self, item: NodeItem, event) -> None:
+        # a drag may follow: the window can leave costly updates on the selection (building
+        # the inspector's form) until the button comes up, so that the first move is quick
+        self.pressing_node = True
         mods = event.modifiers()
         if mods & _CTRL:
             item.setSelected(not item.isSelected())
@@ -437,6 +467,9 @@ class CanvasScene(QGraphicsScene):
     def mouseReleaseEvent(self, event) -> None:
         if self._gesture is not None and event.button() == Qt.MouseButton.LeftButton:
             self._gesture.release(event)
+        if self.pressing_node and event.button() == Qt.MouseButton.LeftButton:
+            self.pressing_node = False
+            self.press_ended.emit()
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:

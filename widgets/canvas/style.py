@@ -28,6 +28,11 @@ OVERVIEW_ZOOM = 0.8
 # Below this even those letters are a few pixels tall: wires leave out their labels and ports
 # their circles, which keeps a view of hundreds of layers quick to paint.
 FAR_ZOOM = 0.4
+# Far, a node's face is drawn once into a pixmap of this scale, and that pixmap is scaled at
+# every zoom step below FAR_ZOOM instead of the face being drawn again.
+FAR_CACHE_SCALE = 0.38
+# A far node's title whose letters would be fewer pixels tall than this is drawn as a bar.
+GREEK_PX = 4.5
 
 
 def _font(family: str, pixels: int, weight=QFont.Weight.Normal, stretch: int = 100) -> QFont:
