@@ -236,10 +236,10 @@ class NodeItem(QGraphicsItem):
         """Far (the view below FAR_ZOOM): the card's far face is drawn once into a small pixmap
         (see _paint_far_pixmap) and that is scaled at every zoom step; near: the card draws
         itself. Either way into Qt's pixmap at the screen's resolution, which makes panning
-        quick."""
-        if far != self._far:
-            self._far = far
-            self._far_pixmap = None
+        quick. The far pixmap is kept while the view is near (Qt may show its pixmap of the
+        card at a far zoom again without asking the card to draw: the next zoom step would then
+        make every far pixmap at once); what the card shows changing drops it."""
+        self._far = far
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
