@@ -334,8 +334,8 @@ class MainWindow(QMainWindow):
     def _scene_selection_changed(self, canvas: Canvas) -> None:
         if canvas is not self.current_canvas() or self.document is None:
             return
-        if canvas.scene.pressing_node:  # shown when the button comes up (press_ended): the
-            self._selection_deferred = canvas  # inspector's form takes a frame to build,
+        if canvas.scene.selecting_on_press:  # shown when the button comes up (press_ended):
+            self._selection_deferred = canvas  # the inspector's form takes a frame to build,
             return  # and the press may be the start of a drag
         self._selection_deferred = None
         ids = canvas.scene.selected_node_ids()

@@ -176,9 +176,11 @@ class Probes(Callback):
             self.refresh(trainer, epoch_end=True)
 
     def on_train_end(self, trainer, logs: dict) -> None:
-        if self._stale:
+        """The run ends on its last step: refreshed unless the last refresh was at it (an
+        epoch end skipped as too soon, or a stop inside an epoch, leaves steps unseen)."""
+        if self._stale or self.latest.get("step") != trainer.step:
             self.refresh(trainer, epoch_end=True)
-            self._stale = False
+        self._stale = False
 
     # -- collecting ------------------------------------------------------------------------
     def refresh(self, trainer, epoch_end: bool = False) -> dict:

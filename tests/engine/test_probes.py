@@ -71,6 +71,14 @@ def test_short_epochs_are_probed_at_most_once_an_interval_and_the_last_always():
                       callbacks=[probes, stopper])
     trainer.fit()
     assert trainer.epoch == 2 and epochs_seen == [2] and probes.latest["epoch"] == 2
+    # a refreshed epoch end, then a stop inside the next epoch: the steps since are shown
+    probes = Probes(every=10_000, interval=0.0)
+    inside = LambdaCallback(on_batch_end=lambda t, step, logs: t.stop()
+                            if t.epoch == 1 and logs["batch"] == 3 else None)
+    trainer = Trainer(example("mlp_spirals", epochs=3, n_samples=200),
+                      callbacks=[probes, inside])
+    trainer.fit()
+    assert trainer.epoch == 1 and probes.latest["step"] == trainer.step
     every = Probes(every=10_000, interval=0)
     trainer = Trainer(example("mlp_spirals", epochs=3, n_samples=200), callbacks=[every])
     trainer.fit()

@@ -369,3 +369,28 @@ def test_zoomed_far_out_a_card_shows_its_selection_and_tint(window, qtbot):
     assert card() == plain
     canvas.scene.set_node_tint("conv1", 1.0)
     assert card() != plain
+
+
+def test_a_press_that_never_sees_its_release_still_shows_the_node(window, qtbot):
+    """The release of a press on a node can go elsewhere: the middle button starts a pan that
+    takes it (the inspector shows the node then), or a dialog takes the mouse (a selection made
+    elsewhere is not held back)."""
+    canvas = window.current_canvas()
+    viewport = canvas.view.viewport()
+    item = canvas.scene.node_item("conv1")
+    at = view_point(canvas, item.sceneBoundingRect().topLeft() + QPointF(60, 12))
+    send_mouse(viewport, QEvent.Type.MouseButtonPress, at, LEFT, LEFT)
+    assert window.inspector.node_id != "conv1"
+    middle = Qt.MouseButton.MiddleButton
+    send_mouse(viewport, QEvent.Type.MouseButtonPress, at, middle, LEFT | middle)
+    assert window.inspector.node_id == "conv1"
+    send_mouse(viewport, QEvent.Type.MouseButtonRelease, at, middle, LEFT)
+    send_mouse(viewport, QEvent.Type.MouseButtonRelease, at, LEFT, NO_BUTTON)
+    item = canvas.scene.node_item("fc1")
+    at = view_point(canvas, item.sceneBoundingRect().topLeft() + QPointF(60, 12))
+    send_mouse(viewport, QEvent.Type.MouseButtonPress, at, LEFT, LEFT)
+    assert window.inspector.node_id == "conv1"
+    # the release never comes (a dialog took the mouse): a selection made elsewhere, from the
+    # summary or Find Node, is shown at once all the same
+    canvas.scene.select_nodes(["conv2"])
+    assert window.inspector.node_id == "conv2"

@@ -292,5 +292,10 @@ class DraftWireItem(QGraphicsPathItem):
     def set_refused(self, refused: bool) -> None:
         self.setPen(self.paints.wire_refused_pen if refused else self.paints.wire_draft_pen)
 
+    def paint(self, painter, option, widget=None) -> None:
+        # the view does not restore the painter between items (DontSavePainterState)
+        painter.setRenderHint(_ANTIALIASING, True)
+        super().paint(painter, option, widget)
+
     def set_ends(self, p1: QPointF, p2: QPointF) -> None:
         self.setPath(wire_path(p1, p2))

@@ -22,6 +22,7 @@ class Minimap(QWidget):
         super().__init__(view.viewport())
         self.view = view
         self.setFixedSize(200, 120)
+        self.setMouseTracking(True)  # moves over the map are its own, not the canvas's
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Overview: click or drag to move around the graph")
         self._frame = QRectF()  # the scene rect the map shows

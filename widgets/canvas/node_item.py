@@ -81,7 +81,7 @@ class NodeItem(QGraphicsItem):
         self._greek_color: QColor | None = None
         self._paths: tuple[QPainterPath, QPainterPath] | None = None
         self._far = False  # drawn from its own pixmap while the view is far (see set_far)
-        self._far_pixmap: tuple | None = None  # (QPixmap, its rectangle)
+        self._far_pixmap: tuple | None = None  # (QPixmap, its rectangle, pixel ratio)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -346,7 +346,7 @@ class NodeItem(QGraphicsItem):
         zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         if zoom < FAR_ZOOM:
             if self._far:
-                self._paint_far_pixmap(painter, p, widget)
+                self._paint_far_pixmap(painter, p)
             else:
                 self._paint_far(painter, p, zoom)
             return
@@ -406,12 +406,13 @@ class NodeItem(QGraphicsItem):
         if self.error:
             self._paint_error_badge(painter, p)
 
-    def _paint_far_pixmap(self, painter, p: Paints, widget) -> None:
+    def _paint_far_pixmap(self, painter, p: Paints) -> None:
         """The far face from a pixmap made at FAR_CACHE_SCALE (made again when what it shows
         changes): one scaled copy a frame instead of drawing shapes and text at every zoom."""
+        device = painter.device()  # Qt's cache pixmap or the viewport: its pixels per point
+        ratio = device.devicePixelRatioF() if device is not None else 1.0
         cached = self._far_pixmap  # dropped by every change of what the face shows
-        if cached is None:
-            ratio = widget.devicePixelRatioF() if widget is not None else 1.0
+        if cached is None or cached[2] != ratio:
             scale = FAR_CACHE_SCALE * ratio
             r = self._bounds
             pixmap = QPixmap(max(1, math.ceil(r.width() * scale)),
@@ -422,8 +423,8 @@ class NodeItem(QGraphicsItem):
             face.translate(-r.x(), -r.y())
             self._paint_far(face, p, FAR_CACHE_SCALE)
             face.end()
-            cached = self._far_pixmap = (pixmap, QRectF(pixmap.rect()))
-        painter.drawPixmap(self._bounds, *cached)
+            cached = self._far_pixmap = (pixmap, QRectF(pixmap.rect()), ratio)
+        painter.drawPixmap(self._bounds, cached[0], cached[1])
 
     def _paint_frame(self, painter, p: Paints, body: QPainterPath) -> None:
         painter.setPen(Qt.PenStyle.NoPen)

@@ -53,6 +53,7 @@ class CanvasScene(QGraphicsScene):
         self._nodes: dict[str, NodeItem] = {}
         self._far = False  # the view is zoomed out below FAR_ZOOM (see set_far)
         self.pressing_node = False  # the left button went down on a node and is still down
+        self.selecting_on_press = False  # that press is changing the selection right now
         self.obstacles = NodeGrid()  # node rectangles, for routing wires around them
         self._edges: dict[Edge, EdgeItem] = {}
         self._wiring: dict[str, str] = {}
@@ -94,13 +95,13 @@ class CanvasScene(QGraphicsScene):
         25 ms at 5,000 nodes, in the event loop after the click): the view selects and unselects
         one node, unseen, once it is first drawn, so that the cost falls in opening rather than
         in the first click or drag."""
-        first = next(iter(self._nodes.values()), None)
-        if first is None:
-            return
+        item = next((i for i in self._nodes.values() if not i.isSelected()), None)
+        if item is None:
+            return  # no node yet (or every one selected: the pass has been made)
         blocked = self.blockSignals(True)
         try:
-            first.setSelected(True)
-            first.setSelected(False)
+            item.setSelected(True)
+            item.setSelected(False)
         finally:
             self.blockSignals(blocked)
 
@@ -407,8 +408,15 @@ class CanvasScene(QGraphicsScene):
     def gesture(self):
         return self._gesture
 
+    def end_press(self) -> None:
+        """The press on a node is over (its release, another button, or the view starting a
+        pan): the window shows what the press selected."""
+        if self.pressing_node:
+            self.pressing_node = False
+            self.press_ended.emit()
+
     def mousePressEvent(self, event) -> None:
-        self.pressing_node = False  # a release that never came (the window lost the mouse)
+        self.end_press()  # a release that never came, or another button pressed
         if self._gesture is not None or event.button() != Qt.MouseButton.LeftButton:
             event.accept()
             return
@@ -437,18 +445,22 @@ class CanvasScene(QGraphicsScene):
         return self._edges.get(edges[-1]) if edges else None
 
     def _press_node(self, item: NodeItem, event) -> None:
-        # a drag may follow: the window can leave costly updates on the selection (building
-        # the inspector's form) until the button comes up, so that the first move is quick
-        self.pressing_node = True
-        mods = event.modifiers()
-        if mods & _CTRL:
-            item.setSelected(not item.isSelected())
-            if not item.isSelected():
-                return
-        elif mods & _SHIFT:
-            item.setSelected(True)
-        elif not item.isSelected():
-            self.set_selected_items({item})
+        # a drag may follow: the window can leave costly updates on the selection this press
+        # makes (building the inspector's form) until the button comes up, so that the first
+        # move is quick (selecting_on_press is true while the press selects)
+        self.pressing_node, self.selecting_on_press = True, True
+        try:
+            mods = event.modifiers()
+            if mods & _CTRL:
+                item.setSelected(not item.isSelected())
+                if not item.isSelected():
+                    return
+            elif mods & _SHIFT:
+                item.setSelected(True)
+            elif not item.isSelected():
+                self.set_selected_items({item})
+        finally:
+            self.selecting_on_press = False
         self._gesture = MoveGesture(self, event, item)
 
     def _press_edge(self, item: EdgeItem, event) -> None:
@@ -467,9 +479,8 @@ class CanvasScene(QGraphicsScene):
     def mouseReleaseEvent(self, event) -> None:
         if self._gesture is not None and event.button() == Qt.MouseButton.LeftButton:
             self._gesture.release(event)
-        if self.pressing_node and event.button() == Qt.MouseButton.LeftButton:
-            self.pressing_node = False
-            self.press_ended.emit()
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.end_press()
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:

@@ -106,6 +106,7 @@ class CanvasView(QGraphicsView):
         if button == Qt.MouseButton.MiddleButton or (
                 button == Qt.MouseButton.LeftButton and self._space):
             self._pan_from = event.position()
+            self.scene().end_press()  # the pan takes the left button's release, if it is down
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
@@ -183,7 +184,7 @@ class CanvasView(QGraphicsView):
         if scene is not None:
             scene.set_far(self.zoom() < FAR_ZOOM)
         super().paintEvent(event)
-        if not self._warmed and scene is not None:
+        if not self._warmed and scene is not None and scene.node_items():
             self._warmed = True
             scene.warm_selection()
 
