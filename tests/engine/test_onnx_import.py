@@ -101,6 +101,16 @@ def export_onnx(module, shape, path, dynamo=False):
     return path
 
 
+def save_graph(path, nodes, inputs, outputs, initializer=()):
+    """An ONNX file of these nodes (opset 17), written by hand as a user's file may be."""
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(list(nodes), "g", inputs, outputs, initializer=list(initializer))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 def runtime(path, x: torch.Tensor) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
@@ -221,18 +231,15 @@ def test_recurrent_layers_become_catalog_layers(tmp_path, kind, bidirectional, l
 
 
 def test_a_recurrent_layer_torch_has_no_equal_of_is_named(tmp_path):
-    import onnx
     from onnx import TensorProto, helper
 
     w = helper.make_tensor("W", TensorProto.FLOAT, [1, 32, 4], [0.1] * 128)
     r = helper.make_tensor("R", TensorProto.FLOAT, [1, 32, 8], [0.1] * 256)
     node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=8, clip=3.0,
                             name="clipped")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+    path = save_graph(tmp_path / "clip.onnx", [node], [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, [5, "batch", 4])], [helper.make_tensor_value_info(
-            "y", TensorProto.FLOAT, [5, 1, "batch", 8])], initializer=[w, r])
-    path = tmp_path / "clip.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+            "y", TensorProto.FLOAT, [5, 1, "batch", 8])], [w, r])
     with pytest.raises(ExportError, match=r"clip.onnx: node clipped \(LSTM\): an LSTM with "
                        "`clip` set is not converted"):
         import_module(path)
@@ -349,18 +356,15 @@ def test_resize_becomes_an_upsample(tmp_path, mode, corners, scale, catalog, dyn
 
 
 def test_a_resize_torch_has_no_equal_of_is_named(tmp_path):
-    import onnx
     from onnx import TensorProto, helper
 
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
     node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
                             coordinate_transformation_mode="half_pixel",
                             nearest_mode="round_prefer_ceil", name="up")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
+    path = save_graph(tmp_path / "up.onnx", [node], [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, ["batch", 2, 4, 4])], [helper.make_tensor_value_info(
-            "y", TensorProto.FLOAT, ["batch", 2, 8, 8])], initializer=[scales])
-    path = tmp_path / "up.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+            "y", TensorProto.FLOAT, ["batch", 2, 8, 8])], [scales])
     with pytest.raises(ExportError, match=r"up.onnx: node up \(Resize\): a Resize in mode "
                        "nearest with coordinate_transformation_mode half_pixel"):
         import_module(path)
@@ -368,7 +372,6 @@ def test_a_resize_torch_has_no_equal_of_is_named(tmp_path):
 
 def test_integer_tensors_divide_to_integers(tmp_path):
     """ONNX's Div of integer tensors truncates (torch's `/` would give a fraction)."""
-    import onnx
     from onnx import TensorProto, helper
 
     three = helper.make_tensor("three", TensorProto.INT64, [], [3])
@@ -376,11 +379,9 @@ def test_integer_tensors_divide_to_integers(tmp_path):
              helper.make_node("Div", ["k", "three"], ["q"]),
              helper.make_node("Mul", ["q", "three"], ["r"]),
              helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+    path = save_graph(tmp_path / "div.onnx", nodes, [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, ["batch", 7])], [helper.make_tensor_value_info(
-            "y", TensorProto.FLOAT, ["batch"])], initializer=[three])
-    path = tmp_path / "div.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+            "y", TensorProto.FLOAT, ["batch"])], [three])
     from engine.importer.onnx_convert import onnx_module
 
     module, _ = onnx_module(path)
@@ -392,7 +393,6 @@ def test_integer_tensors_divide_to_integers(tmp_path):
 def test_axes_counted_from_the_end_of_an_input_of_unknown_rank(tmp_path):
     """Unsqueeze(-1, -3), then Squeeze(-3, -1) of a 4-D value, where the file does not say the
     ranks: (4, 5) -> (4, 1, 5, 1) and (2, 1, 3, 1) -> (2, 3), as onnxruntime computes them."""
-    import onnx
     from onnx import TensorProto, helper
 
     from engine.importer.onnx_convert import onnx_module
@@ -405,9 +405,7 @@ def test_axes_counted_from_the_end_of_an_input_of_unknown_rank(tmp_path):
              helper.make_node("Squeeze", ["v", "back"], ["s"])]
     unknown = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "xw"]
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "us"]
-    graph = helper.make_graph(nodes, "g", unknown, outputs, initializer=[axes, back])
-    path = tmp_path / "axes.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    path = save_graph(tmp_path / "axes.onnx", nodes, unknown, outputs, [axes, back])
     module, _ = onnx_module(path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x, w = torch.randn(4, 5), torch.randn(2, 1, 3, 1)
@@ -420,7 +418,6 @@ def test_axes_counted_from_the_end_of_an_input_of_unknown_rank(tmp_path):
 
 
 def test_gather_of_indices_counted_from_the_end(tmp_path):
-    import onnx
     from onnx import TensorProto, helper
 
     from engine.importer.onnx_convert import onnx_module
@@ -430,13 +427,11 @@ def test_gather_of_indices_counted_from_the_end(tmp_path):
     ids = helper.make_tensor("ids", TensorProto.INT64, [2, 2], [-1, 1, -4, 2])
     nodes = [helper.make_node("Gather", ["x", "picks"], ["cols"], axis=1),
              helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+    path = save_graph(tmp_path / "gather.onnx", nodes, [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, ["batch", 5])], [
             helper.make_tensor_value_info("cols", TensorProto.FLOAT, ["batch", 3]),
             helper.make_tensor_value_info("rows", TensorProto.FLOAT, [2, 2, 2])],
-        initializer=[picks, table, ids])
-    path = tmp_path / "gather.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        [picks, table, ids])
     module, _ = onnx_module(path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 5)
