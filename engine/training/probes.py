@@ -2,11 +2,10 @@
 
 A :class:`Probes` callback keeps, on the device, the gradient norm of every parameter (one
 ``torch._foreach_norm`` per model update: of the first few, then of every ``grad_every``-th
-but at most one per ``grad_interval`` seconds, so that their cost stays a small fraction of
-the time however short the steps) and
-every ``every`` steps and at an epoch's end - but at most once per ``interval`` seconds, and
-always at the run's end - refreshes :attr:`Probes.latest`, a plain dict of small numpy arrays
-(the device is read only then):
+but at most one per ``grad_interval`` seconds, so that their cost stays a small share of the
+time however short the steps). Every ``every`` steps and at an epoch's end - but at most once
+per ``interval`` seconds, and always at the run's end - it refreshes :attr:`Probes.latest`, a
+plain dict of small numpy arrays (the device is read only then):
 
 ``step``, ``epoch``
 ``grad_norms``     {model: {"nodes": [node ids], "steps": (k,), "values": (k, nodes)}}, the
