@@ -390,19 +390,24 @@ def keras_fit(trainer: Trainer, module_cls, init_state: dict, epochs: int,
     ds, cfg = trainer.dataset, trainer.config
     reference = module_cls()
     reference.load_state_dict(init_state)
-    model = keras_model(keras, case, reference)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classification \
-        else keras.losses.MeanSquaredError()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.optimizer.kwargs["lr"]),
-                  loss=loss, metrics=["accuracy"] if classification else None,
-                  jit_compile=False)
-    arrays = [t.cpu().numpy() for t in (ds.x_train, ds.y_train, ds.x_val, ds.y_val)]
-    keras.utils.set_random_seed(0)
-    start = clock(trainer.device)
-    model.fit(arrays[0], arrays[1], batch_size=cfg.batch_size, epochs=epochs, shuffle=True,
-              validation_data=(arrays[2], arrays[3]), validation_batch_size=len(arrays[2]),
-              verbose=0)
-    return clock(trainer.device) - start
+    device = "cuda" if trainer.device.type == "cuda" else "cpu"  # Keras picks CUDA if it can
+    with keras.device(device):
+        model = keras_model(keras, case, reference)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classification \
+            else keras.losses.MeanSquaredError()
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.optimizer.kwargs["lr"]),
+                      loss=loss, metrics=["accuracy"] if classification else None,
+                      jit_compile=False)
+        arrays = [t.cpu().numpy() for t in (ds.x_train, ds.y_train, ds.x_val, ds.y_val)]
+        rng = torch.get_rng_state()  # Keras seeds torch's global generator: put it back after
+        keras.utils.set_random_seed(0)
+        start = clock(trainer.device)
+        model.fit(arrays[0], arrays[1], batch_size=cfg.batch_size, epochs=epochs, shuffle=True,
+                  validation_data=(arrays[2], arrays[3]), validation_batch_size=len(arrays[2]),
+                  verbose=0)
+        seconds = clock(trainer.device) - start
+    torch.set_rng_state(rng)
+    return seconds
 
 
 def compare_keras(case: str, reps: int, device: str) -> tuple[float, float] | None:
