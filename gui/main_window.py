@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
             self._scene_selection_changed(canvas)
 
     def _press_ended(self) -> None:
-        """The button pressed on a node came up: show the selection it changed, if any."""
+        """A left press is over: show the selection a press on a node held back, if any."""
         canvas = next((c for c in self.canvases.values() if c.scene is self.sender()), None)
         if canvas is not None and canvas is self._selection_deferred:
             self._scene_selection_changed(canvas)

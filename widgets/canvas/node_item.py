@@ -77,10 +77,7 @@ class NodeItem(QGraphicsItem):
         self._texts: dict[str, str] = {}
         self._ops: list = []
         self._overview_ops: list = []
-        self._greek_bar: QRectF | None = None
-        self._greek_color: QColor | None = None
         self._paths: tuple[QPainterPath, QPainterPath] | None = None
-        self._far = False  # drawn from its own pixmap while the view is far (see set_far)
         self._far_pixmap: tuple | None = None  # (QPixmap, its rectangle, pixel ratio)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
@@ -232,15 +229,6 @@ class NodeItem(QGraphicsItem):
         self._bounds = QRectF(-GLOW, -top, NODE_WIDTH + 2 * GLOW, self.height + top + GLOW + 2)
         self._far_pixmap = None
 
-    def set_far(self, far: bool) -> None:
-        """Far (the view below FAR_ZOOM): the card's far face is drawn once into a small pixmap
-        (see _paint_far_pixmap) and that is scaled at every zoom step; near: the card draws
-        itself. Either way into Qt's pixmap at the screen's resolution, which makes panning
-        quick. The far pixmap is kept while the view is near (Qt may show its pixmap of the
-        card at a far zoom again without asking the card to draw: the next zoom step would then
-        make every far pixmap at once); what the card shows changing drops it."""
-        self._far = far
-
     def shape(self) -> QPainterPath:
         path = QPainterPath()
         path.addRoundedRect(self.rect(), RADIUS, RADIUS)
@@ -292,7 +280,6 @@ class NodeItem(QGraphicsItem):
         ops.extend(self._port_label_ops(p))
         self._ops = ops
         self._overview_ops = self._layout_overview(p, header_color, w)
-        self._greek_bar = None  # the far view's bar for the title, made when first drawn
         self._far_pixmap = None
 
     def _shape_row_ops(self, p: Paints, row: QRectF) -> list:
@@ -345,10 +332,7 @@ class NodeItem(QGraphicsItem):
         p = self.paints
         zoom = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         if zoom < FAR_ZOOM:
-            if self._far:
-                self._paint_far_pixmap(painter, p)
-            else:
-                self._paint_far(painter, p, zoom)
+            self._paint_far_pixmap(painter, p)
             return
         body, band = self._shapes()
         painter.setRenderHint(painter.RenderHint.Antialiasing)
@@ -370,7 +354,7 @@ class NodeItem(QGraphicsItem):
         if self.badge:
             self._paint_badge(painter, p)
 
-    def _paint_far(self, painter, p: Paints, zoom: float) -> None:
+    def _paint_far(self, painter, p: Paints) -> None:
         """A few pixels a node, hundreds on screen: plain rectangles (no shadow, curves or port
         circles) and the title, so that zooming a view of a big graph stays quick; a title too
         small to read (under GREEK_PX letters) is a bar as long as the title, drawn far faster
@@ -388,17 +372,12 @@ class NodeItem(QGraphicsItem):
             painter.drawRect(rect)
         font, color, text_rect, text, align = self._overview_ops[0]
         size = font.pixelSize()
-        if size * zoom < GREEK_PX:
-            bar = self._greek_bar
-            if bar is None:
-                width = min(p.width(font, text), text_rect.width())
-                top = text_rect.center().y() - size * 0.3
-                bar = self._greek_bar = QRectF(text_rect.x(), top, width, size * 0.6)
-                grey = QColor(color)
-                grey.setAlphaF(0.55)
-                self._greek_color = grey
-            painter.setBrush(self._greek_color)
-            painter.drawRect(bar)
+        if size * FAR_CACHE_SCALE < GREEK_PX:  # its pixmap's scale
+            grey = QColor(color)
+            grey.setAlphaF(0.55)
+            painter.setBrush(grey)
+            painter.drawRect(QRectF(text_rect.x(), text_rect.center().y() - size * 0.3,
+                                    min(p.width(font, text), text_rect.width()), size * 0.6))
         else:
             painter.setFont(font)
             painter.setPen(color)
@@ -407,8 +386,12 @@ class NodeItem(QGraphicsItem):
             self._paint_error_badge(painter, p)
 
     def _paint_far_pixmap(self, painter, p: Paints) -> None:
-        """The far face from a pixmap made at FAR_CACHE_SCALE (made again when what it shows
-        changes): one scaled copy a frame instead of drawing shapes and text at every zoom."""
+        """The far face from a pixmap made at FAR_CACHE_SCALE: one scaled copy a frame instead
+        of drawing shapes and text at every zoom step (Qt's own pixmap of the card at the
+        screen's resolution still makes panning quick). What the card shows changing drops
+        it; zooming in keeps it, as Qt may later show its pixmap of the card at a far zoom
+        again without asking the card to draw, and the next zoom step would then make every
+        far pixmap at once."""
         device = painter.device()  # Qt's cache pixmap or the viewport: its pixels per point
         ratio = device.devicePixelRatioF() if device is not None else 1.0
         cached = self._far_pixmap  # dropped by every change of what the face shows
@@ -421,7 +404,7 @@ class NodeItem(QGraphicsItem):
             face = QPainter(pixmap)
             face.scale(scale, scale)
             face.translate(-r.x(), -r.y())
-            self._paint_far(face, p, FAR_CACHE_SCALE)
+            self._paint_far(face, p)
             face.end()
             cached = self._far_pixmap = (pixmap, QRectF(pixmap.rect()), ratio)
         painter.drawPixmap(self._bounds, cached[0], cached[1])

@@ -40,7 +40,7 @@ class CanvasScene(QGraphicsScene):
     status_message = Signal(str)
     node_double_clicked = Signal(str)
     geometry_changed = Signal()  # nodes moved, came or went (coalesced; for the overview)
-    press_ended = Signal()  # the mouse button pressed on a node came up (see pressing_node)
+    press_ended = Signal()  # a left press is over (see end_press)
     theme_changed = Signal()
 
     def __init__(self, graph, shapes, theme: CanvasTheme = LIGHT, parent=None):
@@ -51,9 +51,7 @@ class CanvasScene(QGraphicsScene):
         self.paints = paints_for(theme)
         self.fast_wires = False  # while nodes are dragged, wires skip obstacle routing
         self._nodes: dict[str, NodeItem] = {}
-        self._far = False  # the view is zoomed out below FAR_ZOOM (see set_far)
-        self.pressing_node = False  # the left button went down on a node and is still down
-        self.selecting_on_press = False  # that press is changing the selection right now
+        self.selecting_on_press = False  # a press on a node is changing the selection now
         self.obstacles = NodeGrid()  # node rectangles, for routing wires around them
         self._edges: dict[Edge, EdgeItem] = {}
         self._wiring: dict[str, str] = {}
@@ -122,7 +120,6 @@ class CanvasScene(QGraphicsScene):
         if pos is None:
             pos = self._missing_positions([node])[node.id]
         item.setPos(QPointF(*pos))
-        item.set_far(self._far)
         self._nodes[node.id] = item
         self.addItem(item)
         self.node_item_changed(item)
@@ -250,13 +247,6 @@ class CanvasScene(QGraphicsScene):
 
     def node_items(self) -> list[NodeItem]:
         return list(self._nodes.values())
-
-    def set_far(self, far: bool) -> None:
-        """The view crossed FAR_ZOOM: every card changes how it is cached (NodeItem.set_far)."""
-        if far != self._far:
-            self._far = far
-            for item in self._nodes.values():
-                item.set_far(far)
 
     def edge_item(self, edge: Edge) -> EdgeItem | None:
         return self._edges.get(edge)
@@ -409,11 +399,9 @@ class CanvasScene(QGraphicsScene):
         return self._gesture
 
     def end_press(self) -> None:
-        """The press on a node is over (its release, another button, or the view starting a
-        pan): the window shows what the press selected."""
-        if self.pressing_node:
-            self.pressing_node = False
-            self.press_ended.emit()
+        """A left press is over (its release, another press, or the view starting a pan): the
+        window shows what a press on a node selected, if it has not yet."""
+        self.press_ended.emit()
 
     def mousePressEvent(self, event) -> None:
         self.end_press()  # a release that never came, or another button pressed
@@ -448,7 +436,7 @@ class CanvasScene(QGraphicsScene):
         # a drag may follow: the window can leave costly updates on the selection this press
         # makes (building the inspector's form) until the button comes up, so that the first
         # move is quick (selecting_on_press is true while the press selects)
-        self.pressing_node, self.selecting_on_press = True, True
+        self.selecting_on_press = True
         try:
             mods = event.modifiers()
             if mods & _CTRL:

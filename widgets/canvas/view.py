@@ -11,7 +11,7 @@ from pyqtgraph.functions import arrayToQPolygonF
 
 from ..palette import LAYER_MIME
 from .minimap import Minimap
-from .style import FAR_ZOOM, GRID
+from .style import GRID
 
 MIN_ZOOM, MAX_ZOOM = 0.2, 3.0
 FIT_MAX_ZOOM = 1.4  # zoom to fit never blows a small graph up beyond this
@@ -179,11 +179,8 @@ class CanvasView(QGraphicsView):
         self.scene().node_drop_requested.emit(type_name, QPointF(pos))
 
     def paintEvent(self, event) -> None:
-        # here rather than where the zoom is set: every change of transform comes this way
-        scene = self.scene()
-        if scene is not None:
-            scene.set_far(self.zoom() < FAR_ZOOM)
         super().paintEvent(event)
+        scene = self.scene()
         if not self._warmed and scene is not None and scene.node_items():
             self._warmed = True
             scene.warm_selection()
