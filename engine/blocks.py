@@ -346,11 +346,13 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
     for node_id in chosen:
         node = graph.node(node_id)
         body.add_node(node.type, node.id, copy.deepcopy(node.params), node.pos)
+    # in the graph's order, wires from inside and from outside alike: a layer that takes
+    # several inputs on one port (a Concat) reads them in that order
     for e in graph.edges():
-        if e.src in inside and e.dst in inside:
+        if e.dst in inside and e.src in inside:
             body.connect(e.src, e.dst, e.src_port, e.dst_port)
-    for e in incoming:
-        body.connect(input_ids[(e.src, e.src_port)], e.dst, "out", e.dst_port)
+        elif e.dst in inside:
+            body.connect(input_ids[(e.src, e.src_port)], e.dst, "out", e.dst_port)
     result_node, result_port = results[0]
     out_pos = graph.node(result_node).pos
     body.add_node("Output", "y", None, (out_pos[0] + 200.0, out_pos[1]) if out_pos else None)
@@ -360,14 +362,15 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
     # the Block node replaces the selection
     first = graph.node(chosen[0])
     block_id = graph.new_id("Block")
+    orders = {e: graph.edge_order(e) for e in outgoing}
     for node_id in chosen:
         graph.remove_node(node_id)
     library[name] = block
     graph.add_node("Block", block_id, {"block": name}, first.pos)
     for source in sources:
         graph.connect(source[0], block_id, source[1], "in")
-    for e in outgoing:
-        graph.connect(block_id, e.dst, "out", e.dst_port)
+    for e in outgoing:  # each in its old place among the inputs of the layer it feeds
+        graph.connect(block_id, e.dst, "out", e.dst_port, order=orders[e])
     return block, block_id
 
 
@@ -389,7 +392,7 @@ def expand_block(graph: Graph, node_id: str) -> list[str]:
     left = min((p[0] for p in positions), default=0.0)
     top = min((p[1] for p in positions), default=0.0)
     mapping: dict[str, str] = {}
-    graph.remove_node(node_id)
+    orders = {e: order for e, order, _ in graph.remove_node(node_id)[1]}
     for inner_node in block.graph.nodes():
         if inner_node.type in ("Input", "Output"):
             continue
@@ -401,19 +404,17 @@ def expand_block(graph: Graph, node_id: str) -> list[str]:
         pos = (base[0] + inner_node.pos[0] - left, base[1] + inner_node.pos[1] - top) \
             if inner_node.pos else None
         mapping[inner_node.id] = graph.add_node(inner_node.type, new_id, params, pos).id
-    for e in block.graph.edges():
+    feeds = dict(zip(block.inputs, [(e.src, e.src_port) for e in incoming]))
+    for e in block.graph.edges():  # in the definition's order (see make_block)
         if e.src in mapping and e.dst in mapping:
             graph.connect(mapping[e.src], mapping[e.dst], e.src_port, e.dst_port)
-    feeds = dict(zip(block.inputs, [(e.src, e.src_port) for e in incoming]))
-    for e in block.graph.edges():
-        if e.src in feeds and e.dst in mapping:
+        elif e.src in feeds and e.dst in mapping:
             graph.connect(feeds[e.src][0], mapping[e.dst], feeds[e.src][1], e.dst_port)
     result = next(e for e in block.graph.edges() if e.dst == block.outputs[0])
     for e in outgoing:
-        if result.src in feeds:
-            graph.connect(feeds[result.src][0], e.dst, feeds[result.src][1], e.dst_port)
-        else:
-            graph.connect(mapping[result.src], e.dst, result.src_port, e.dst_port)
+        src, port = feeds[result.src] if result.src in feeds else \
+            (mapping[result.src], result.src_port)
+        graph.connect(src, e.dst, port, e.dst_port, order=orders[e])
     return list(mapping.values())
 
 
@@ -428,6 +429,7 @@ def repeat_block(graph: Graph, node_id: str, times: int) -> list[str]:
     if len(graph.in_edges(node_id)) != 1:
         raise BlockError(f"{node_id}: only a block with one input can be repeated")
     outgoing = list(graph.out_edges(node_id))
+    orders = {e: graph.edge_order(e) for e in outgoing}
     for e in outgoing:
         graph.disconnect(e)
     added, last = [], node_id
@@ -439,7 +441,7 @@ def repeat_block(graph: Graph, node_id: str, times: int) -> list[str]:
         added.append(new)
         last = new
     for e in outgoing:
-        graph.connect(last, e.dst, "out", e.dst_port)
+        graph.connect(last, e.dst, "out", e.dst_port, order=orders[e])
     return added
 
 

@@ -108,6 +108,11 @@ class Graph:
     def edge_extra(self, edge: Edge) -> dict:
         return self._edge_data(edge)["extra"]
 
+    def edge_order(self, edge: Edge) -> int:
+        """Where ``edge`` stands among the wires (a multi-input port reads in this order);
+        ``connect(..., order=)`` puts a wire back there."""
+        return self._edge_data(edge)["order"]
+
     def _edge_data(self, edge: Edge) -> dict:
         try:
             return self._g.edges[edge.src, edge.dst, (edge.src_port, edge.dst_port)]

@@ -2,7 +2,9 @@
 
 ``model.py``  a ``Model(nn.Module)`` whose ``__init__`` builds the same submodules (named by node
               id) and whose ``forward`` is the compiled graph's code; Layerlab's own layer
-              classes it uses are copied in verbatim. It imports only torch.
+              classes it uses are copied in verbatim. It imports only torch (torch_geometric
+              for graph layers; torchvision where an imported model calls one of the library
+              functions ``engine.layers.fx_data.LIBRARY_FUNCTIONS`` names).
 ``weights.pt`` the weights,
 ``Model().load_state_dict(torch.load("weights.pt", weights_only=True))``.
 ``data.pt``   the project's training and validation tensors (so ``train.py`` needs no Layerlab).
@@ -136,14 +138,19 @@ def render_model(job: ExportJob, classes: dict[str, str]) -> str:
         bodies.append(_class_text(classes[name], job.project.name, name, init, forward))
     pyg = any(line.split(" = ", 1)[-1].startswith("pyg.") for body in bodies
               for line in body.splitlines())
-    needs = "torch and torch_geometric" if pyg or any(
-        "torch_geometric" in text for text in helpers.values()) else "only torch"
+    texts = list(helpers.values()) + bodies
+    libraries = sorted({name.split(".", 1)[0] for name in _library_names().values()} &
+                       set().union(*(_global_names(ast.parse(t)) for t in texts)))
+    extra = (["torch_geometric"] if pyg or any("torch_geometric" in text
+                                              for text in helpers.values()) else []) + libraries
+    needs = f"torch and {' and '.join(extra)}" if extra else "only torch"
     head = [f'"""{safe_text(job.project.name)}: model {safe_text(job.name)!r}, {MARKER}.',
             "", f'Plain PyTorch: needs {needs}.\n"""', "import torch", "import torch.nn as nn"]
     if any("Optional[" in text for text in helpers.values()):
         head[3:3] = ["from typing import Optional", ""]
     if pyg:
         head.append("import torch_geometric.nn as pyg")
+    head += [f"import {library}" for library in libraries]
     for text in helpers.values():  # a block's or captured op's forward may use them too
         needs_math |= _global_names(ast.parse(text)) & {"inf", "nan"}
     if needs_math:
@@ -276,14 +283,29 @@ def _forward_code(model) -> tuple[str, set[str]]:
     tree = ast.fix_missing_locations(_Tidy().visit(tree))
     code = ast.unparse(tree)
     names = _global_names(tree)
-    unknown = names - _ALLOWED_GLOBALS
+    libraries = {name.split(".", 1)[0] for name in _library_names().values()}
+    unknown = names - _ALLOWED_GLOBALS - libraries
     if unknown:
         raise ExportError(f"python: the model's code uses {', '.join(sorted(unknown))}, which "
                           "plain PyTorch code cannot name; export as onnx or torchscript instead")
     return code, names
 
 
+def _library_names() -> dict[str, str]:
+    """fx's global name for each library function a capture may call (``torchvision_ops_
+    stochastic_depth_stochastic_depth``) -> the name plain code calls it by."""
+    from ..layers.fx_data import LIBRARY_FUNCTIONS
+
+    return {re.sub(r"[^0-9a-zA-Z_]", "_", path): name for path, name in LIBRARY_FUNCTIONS.items()}
+
+
 class _Tidy(ast.NodeTransformer):
+    def visit_Name(self, node):
+        name = _library_names().get(node.id)
+        if name and isinstance(node.ctx, ast.Load):
+            return ast.copy_location(ast.parse(name, mode="eval").body, node)
+        return node
+
     def visit_Assign(self, node):
         if isinstance(node.value, ast.Constant) and node.value.value is None and all(
                 isinstance(t, ast.Name) for t in node.targets):

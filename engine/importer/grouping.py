@@ -55,6 +55,9 @@ def group(graph, library: dict, paths: dict[str, list[tuple[str, str]]]) -> dict
     members = {node_id: [p for p, _ in entries] for node_id, entries in paths.items()}
     instances: dict[str, dict[str, str]] = {}
     signatures: dict[str, str] = {}  # definition signature -> block name
+    # a Block node's id keys ``instances``, so it must never be given twice: once its node has
+    # gone into an outer block, the graph no longer holds the id, but ``instances`` still does
+    used = set(graph.node_ids())
     for path in sorted(candidates, key=lambda p: (-p.count("."), p)):
         chosen = [n for n in graph.node_ids() if path in members.get(n, ())]
         if len(chosen) < 2:
@@ -82,7 +85,8 @@ def group(graph, library: dict, paths: dict[str, list[tuple[str, str]]]) -> dict
             graph.set_param(block_id, "block", name)
             signatures[signature] = name
         last = path.rsplit(".", 1)[-1]
-        new_id = _free_name(f"b{last}" if last[:1].isdigit() else attr_name(last), graph)
+        new_id = _free_name(f"b{last}" if last[:1].isdigit() else attr_name(last), used)
+        used.add(new_id)
         graph.rename_node(block_id, new_id)
         instances[new_id] = instance
         parents = [p for p in members.get(chosen[0], ()) if path.startswith(p + ".")]

@@ -203,6 +203,12 @@ _DENIED = (".save", ".load", ".hub", ".jit", ".compile", ".utils", ".distributed
            ".serialization", ".fx", ".library", ".ops", ".classes", ".autograd", "._C",
            "file", "storage", "Storage", ".set_", "_set_", ".from_", "dlpack", "share_memory",
            ".random.", "manual_seed", "set_default", "._")
+# functions of model libraries that torch.fx keeps as one call (``torch.fx.wrap``), named one by
+# one: tensor operations that the libraries' own models use (torchvision's EfficientNet,
+# ConvNeXt, Swin and MaxViT drop residual rows with stochastic_depth while training). Each maps
+# to the name exported code calls it by.
+LIBRARY_FUNCTIONS = {"torchvision.ops.stochastic_depth.stochastic_depth":
+                     "torchvision.ops.stochastic_depth"}
 _BUILTINS = {"getattr", "len", "int", "float", "bool", "slice", "range", "tuple", "list",
              "min", "max", "abs", "round", "sum", "pow", "divmod"}
 # operator's arithmetic, comparisons and indexing; never attrgetter, methodcaller or call,
@@ -220,6 +226,8 @@ def allowed_function(path: str) -> bool:
         return path[len("builtins."):] in _BUILTINS
     if path.startswith(("operator.", "_operator.")):
         return path.split(".", 1)[1] in _OPERATORS
+    if path in LIBRARY_FUNCTIONS:
+        return True
     return path.startswith(_ALLOWED_ROOTS) and not any(d in path for d in _DENIED) and \
         "__" not in path
 

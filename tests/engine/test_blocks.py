@@ -149,6 +149,28 @@ def test_make_block_then_expand_computes_the_same_with_the_same_weights():
         assert torch.allclose(expanded(x), reference(x))
 
 
+def test_make_block_and_expand_keep_the_order_a_concat_reads_its_inputs_in():
+    # cat reads x (from outside the selection) before relu (inside); cat2 reads the selection's
+    # result before tanh, a wire made later: both orders must survive the block and its expansion
+    project = parse_project(project_with({}, [
+        {"id": "relu", "type": "ReLU"}, {"id": "cat", "type": "Concat"},
+        {"id": "tanh", "type": "Tanh"}, {"id": "cat2", "type": "Concat"}],
+        chain("x", "relu") + [{"from": "x", "to": "cat"}, {"from": "relu", "to": "cat"},
+                              {"from": "cat", "to": "cat2"}] + chain("x", "tanh", "cat2", "y"),
+        shape=(4,)))
+    graph = project.models["model"]
+    x = torch.randn(3, 4)
+    expected = torch.cat([x, x.relu(), x.tanh()], 1)
+    with torch.no_grad():
+        assert torch.equal(compile_model(graph)(x), expected)
+        _, block_id = make_block(graph, ["relu", "cat"], "dense", project.blocks)
+        assert torch.equal(compile_model(graph)(x), expected)
+        expand_block(graph, block_id)
+        assert torch.equal(compile_model(graph)(x), expected)
+        assert torch.equal(compile_model(loads_project(dumps_project(project))
+                                         .models["model"])(x), expected)
+
+
 def test_make_block_refuses_a_selection_with_two_results():
     project = parse_project(project_with({}, [
         {"id": "a", "type": "ReLU"}, {"id": "b", "type": "Tanh"}, {"id": "add", "type": "Add"}],

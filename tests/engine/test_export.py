@@ -415,3 +415,22 @@ def test_torchscript_falls_back_to_a_checked_trace(tmp_path):
         export_model(one_opaque_project(FixedBatch()), "torchscript", tmp_path / "f.pt",
                      untrained=True)
     assert not (tmp_path / "f.pt").exists()
+
+
+def test_the_output_check_is_relative_where_outputs_are_large():
+    from engine.export.formats import max_difference
+
+    reference = torch.tensor([[300.0, -2.0, 0.5]])
+
+    def inputs(batch):
+        return (torch.zeros(batch),)
+
+    def off_by(delta):
+        return max_difference(lambda x: reference + delta, lambda x: reference, inputs, (1,))
+
+    # float rounding of outputs in the hundreds: 3e-4 absolute is 1e-6 of the largest output
+    assert off_by(torch.tensor([[3e-4, 0.0, 0.0]])) == pytest.approx(1e-6, rel=0.05)
+    assert off_by(torch.tensor([[0.0, 0.0, 0.3]])) == pytest.approx(1e-3, rel=0.05)  # still counted
+    small = torch.tensor([[0.2, -0.1]])
+    assert max_difference(lambda x: small + 3e-4, lambda x: small, inputs, (1,)) == \
+        pytest.approx(3e-4, rel=0.05)  # outputs below 1: absolute

@@ -154,6 +154,58 @@ def test_the_module_hierarchy_becomes_nested_blocks_sharing_definitions(tmp_path
     assert "self.layer1 = Layer1()" in source
 
 
+class Stages(nn.Module):
+    """A block inside the first stage, then later stages at the same depth as that inner one's
+    parent (as in torchvision's MobileNet and EfficientNet)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Sequential(nn.Linear(6, 6), nn.Tanh())),
+            nn.Sequential(nn.Linear(6, 6), nn.ReLU()),
+            nn.Sequential(nn.Linear(6, 5), nn.ReLU()))
+
+    def forward(self, x):
+        return self.features(x)
+
+
+class DenseStage(nn.Module):
+    """Each layer reads the concatenation of the stage's input and every earlier layer's
+    output, and so does the stage's result (DenseNet's dense block)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(4 + 3 * i, 3), nn.ReLU())
+                                    for i in range(3))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+class DenseNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stage = DenseStage()
+        self.head = nn.Linear(13, 2)
+
+    def forward(self, x):
+        return self.head(self.stage(x))
+
+
+@pytest.mark.parametrize("cls, shape", [(Stages, (6,)), (DenseNetLike, (4,))])
+def test_nested_stages_and_dense_concatenations_import_as_blocks(cls, shape):
+    original = randomized(cls())
+    project, state = import_module(original, shape)
+    notes = project.extra["imported_from"]["notes"]
+    assert project.blocks and not any("kept flat" in n for n in notes), notes
+    assert_same_outputs(compiled(project, state), original, shape)
+    forget_session(project)
+    assert_same_outputs(compiled(loads_project(dumps_project(project)), state), original, shape)
+
+
 def test_weights_come_from_a_state_dict_file(tmp_path):
     source = tmp_path / "nets.py"
     source.write_text(textwrap.dedent("""
