@@ -37,7 +37,7 @@ from ..errors import first_line as _first_line
 from ..graph import Graph
 from ..layers import ShapeError, get_spec
 from ..project import Project
-from .regions import batch_regions, probe
+from .regions import batch_regions, broadcasts, probe
 
 _SIZE_METHODS = {"size", "dim", "numel"}
 _SIZE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda"}
@@ -106,14 +106,15 @@ def _import(source, module, label: str, example_input_shape, weights, blocks: bo
         type(module).__name__
     exported, original_class = None, class_path(type(module))
     original_params = sum(p.numel() for p in module.parameters())
+    named = set(example_input_shape) if isinstance(example_input_shape, dict) else set()
     try:
-        traced = trace(module, label)
+        traced = trace(module, label, named)
     except ExportError as exc:  # branches or loops on sizes: torch.export follows them
         module, exported = via_torch_export(module, label, example_input_shape, str(exc))
         if exported > TOLERANCE:
             raise ExportError(f"{exc}; exported with torch.export instead, it differs from the "
                               f"module by {exported:.3g}, so it is not imported") from None
-        traced = trace(module, label)
+        traced = trace(module, label, named)
     input_shapes = _input_shapes(example_input_shape, traced)
     forced: set[str] = set()
     _refuse_inplace(traced.graph)  # before dead code goes: an unused h.mul_(2) is not dead
@@ -125,6 +126,9 @@ def _import(source, module, label: str, example_input_shape, weights, blocks: bo
     # operation that uses them: every value on the canvas is a float tensor
     masks = {n for n in (probed[2] if probed else ()) if all(u.op != "output" for u in n.users)
              and not _feeds_embedding(traced, n)}
+    # e.g. `h + h.mean(-1, keepdim=True)`: broadcasting, not an Add; the rebuilds below find
+    # what one run cannot see
+    forced |= broadcasts(traced, input_shapes, probed)
     for _ in range(MAX_REBUILDS):
         builder = _Builder(traced, input_shapes, forced, regions, masks)
         graph = builder.build()
@@ -368,9 +372,13 @@ def _unwrap_checkpoint(state: dict) -> dict:
     return state
 
 
-def trace(module, label: str):
+def trace(module, label: str, named=()):
     """Trace with torch.fx, as ``symbolic_trace`` does; ExportError with fx's reason when the
-    forward cannot be traced."""
+    forward cannot be traced.
+
+    An argument of ``forward`` with a default of None, a bool or a number (timm's
+    ``attn_mask=None, is_causal=False``) is traced at that default and is not an input of the
+    graph, unless ``named`` (the inputs given a shape by name) holds it."""
     import torch.fx as fx
 
     from .mapping import is_own_module
@@ -391,7 +399,9 @@ def trace(module, label: str):
         tracer = Tracer()
         # a converted ONNX file keeps its constants as buffers, some used as tensors directly
         tracer.proxy_buffer_attributes = bool(getattr(module, "onnx_converted", False))
-        graph = tracer.trace(module)
+        defaults = _plain_defaults(module, named)
+        graph = tracer.trace(module, concrete_args=defaults or None)
+        _drop_specialized(graph, module, defaults)
         return fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as exc:  # fx raises TraceError, TypeError, RuntimeError... for one cause
         reason = _first_line(exc)
@@ -399,6 +409,58 @@ def trace(module, label: str):
                 "follow)" if "control flow" in reason or "iterate" in reason else "")
         raise ExportError(f"{label}: torch.fx cannot trace this model{hint}: {reason}") \
             from None
+
+
+def _plain_defaults(module, named) -> dict:
+    import inspect
+
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in named
+            and (p.default is None or type(p.default) in (bool, int, float))}
+
+
+def _drop_specialized(graph, module, defaults: dict) -> None:
+    """Remove the placeholders fx keeps for arguments traced at their defaults (renamed
+    ``attn_mask_1``: matched by position), with the checks it added that they keep those values
+    (nothing else reads them)."""
+    import inspect
+
+    import torch
+
+    if not defaults:
+        return
+    names = list(inspect.signature(module.forward).parameters)
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(names) != len(placeholders):
+        return
+    for name, node in zip(names, placeholders):
+        if name not in defaults:
+            continue
+        doomed, frontier = [], list(node.users)
+        while frontier:  # the checks: _assert_is_none(ph), torch._assert(ph == value)
+            user = frontier.pop()
+            if user in doomed:
+                continue
+            doomed.append(user)
+            frontier += list(user.users)
+        if not all(u.op == "call_function" and (
+                getattr(u.target, "__name__", "") == "_assert_is_none" or
+                u.target is torch._assert or
+                getattr(u.target, "__module__", "") in ("_operator", "operator"))
+                for u in doomed):
+            continue
+        for user in reversed(_in_graph_order(graph, doomed)):
+            graph.erase_node(user)
+        graph.erase_node(node)
+
+
+def _in_graph_order(graph, nodes: list) -> list:
+    chosen = set(nodes)
+    return [n for n in graph.nodes if n in chosen]
 
 
 def _unroll_transformer(tracer, m, args, kwargs):

@@ -56,8 +56,14 @@ def batch_regions(traced, input_shapes: dict, probed=None) -> dict:
     if found is None:
         return {}
     sizes, tupled, _ = found
-    # an item of a tuple result (an LSTM's h_n) is the importer's to map: never in a stretch
-    excluded = {n for n in traced.graph.nodes if any(a.name in tupled for a in n.all_input_nodes)}
+    # an item of a module's tuple result (an LSTM's (h_n, c_n), then h_n) is the importer's to
+    # map: never in a stretch; the items of a tensor operation's tuple (``q, k, v =
+    # qkv.unbind(0)``) may be
+    excluded: set = set()
+    for n in traced.graph.nodes:
+        if any(a.name in tupled and (a.op == "call_module" or a in excluded)
+               for a in n.all_input_nodes):
+            excluded.add(n)
     inside = {n for n, (a, b) in sizes.items() if _moved(a, b)} - excluded
     if not inside:
         return {}
@@ -69,7 +75,9 @@ def batch_regions(traced, input_shapes: dict, probed=None) -> dict:
         members = _component(start, inside)
         exits = _exits(members)
         for _ in range(MAX_GROWTH):  # take in what the stretch hands on until one value leaves
-            if len(exits) <= 1 or any(e.op == "output" for e in exits):
+            # (one tensor: a tuple, ``qkv.unbind(0)``, is taken in with the items read of it)
+            if (len(exits) <= 1 and not any(e.name in tupled for e in exits)) or \
+                    any(e.op == "output" for e in exits):
                 break
             for node in exits:
                 members |= _component(node, inside | {node})
@@ -117,6 +125,46 @@ def _sizes(traced, input_shapes: dict):
     return {n: (first[n.name], second[n.name]) for n in traced.graph.nodes
             if n.name in first and n.name in second}, tupled, \
         {n for n in traced.graph.nodes if n.name in nonfloat}
+
+
+# elementwise operations that a catalog layer (Add, Multiply, ...) stands for only when their
+# operands have one shape
+_ELEMENTWISE = {"add", "sub", "mul", "truediv", "div", "maximum", "minimum", "__add__",
+                "__sub__", "__mul__", "__truediv__"}
+
+
+def broadcasts(traced, input_shapes: dict, probed=None) -> set[str]:
+    """Names of the elementwise operations whose tensor operands differ in shape when the module
+    runs (squeeze-excitation's ``scale * x``: broadcasting, no Add or Multiply layer), found in
+    one run; empty when the input shapes are unknown or the module does not run."""
+    import torch
+
+    if probed is not None:
+        shapes = {n.name: a for n, (a, _) in probed[0].items()}
+    else:
+        names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
+        if not input_shapes or any(name not in input_shapes for name in names):
+            return set()
+        shapes = {}
+        gen = torch.Generator().manual_seed(0)
+        args = [torch.randn((BATCHES[0], *input_shapes[n]), generator=gen) for n in names]
+        try:
+            with torch.no_grad():
+                _recorder(traced, shapes, set(), set()).run(*args)
+        except Exception:  # noqa: BLE001 - the rebuilds find what a run cannot
+            return set()
+        for node in traced.graph.nodes:
+            if node.op == "placeholder":
+                shapes[node.name] = (BATCHES[0], *input_shapes[node.name])
+    found = set()
+    for node in traced.graph.nodes:
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        if node.op not in ("call_function", "call_method") or name not in _ELEMENTWISE:
+            continue
+        operands = {shapes.get(a.name) for a in node.args if hasattr(a, "name")}
+        if len(operands) > 1 and None not in operands:
+            found.add(node.name)
+    return found
 
 
 def _recorder(module, found: dict, tupled: set, nonfloat: set):

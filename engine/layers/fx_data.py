@@ -205,10 +205,16 @@ _DENIED = (".save", ".load", ".hub", ".jit", ".compile", ".utils", ".distributed
            ".random.", "manual_seed", "set_default", "._")
 # functions of model libraries that torch.fx keeps as one call (``torch.fx.wrap``), named one by
 # one: tensor operations that the libraries' own models use (torchvision's EfficientNet,
-# ConvNeXt, Swin and MaxViT drop residual rows with stochastic_depth while training). Each maps
-# to the name exported code calls it by.
-LIBRARY_FUNCTIONS = {"torchvision.ops.stochastic_depth.stochastic_depth":
-                     "torchvision.ops.stochastic_depth"}
+# ConvNeXt, Swin and MaxViT drop residual rows with stochastic_depth while training; Swin's
+# window attention). Each maps to the name exported code calls it by.
+LIBRARY_FUNCTIONS = {
+    "torchvision.ops.stochastic_depth.stochastic_depth": "torchvision.ops.stochastic_depth",
+    "torchvision.ops.drop_block.drop_block2d": "torchvision.ops.drop_block2d",
+    "torchvision.ops.drop_block.drop_block3d": "torchvision.ops.drop_block3d",
+    **{f"torchvision.models.swin_transformer.{name}": f"torchvision.models.swin_transformer.{name}"
+       for name in ("shifted_window_attention", "_get_relative_position_bias",
+                    "_patch_merging_pad")},
+}
 _BUILTINS = {"getattr", "len", "int", "float", "bool", "slice", "range", "tuple", "list",
              "min", "max", "abs", "round", "sum", "pow", "divmod"}
 # operator's arithmetic, comparisons and indexing; never attrgetter, methodcaller or call,

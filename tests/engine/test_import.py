@@ -206,6 +206,67 @@ def test_nested_stages_and_dense_concatenations_import_as_blocks(cls, shape):
     assert_same_outputs(compiled(loads_project(dumps_project(project)), state), original, shape)
 
 
+class Excite(nn.Module):
+    """Squeeze-excitation: the input scaled by a gate of its own mean (a broadcasting ``*``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # (B, 4, 5)
+        return x * torch.sigmoid(self.fc(x.mean(-1))).unsqueeze(-1)
+
+
+class Excited(nn.Module):
+    def __init__(self, depth=24):  # more than the importer's rebuilds, one per misfit found
+        super().__init__()
+        self.stages = nn.Sequential(*(Excite() for _ in range(depth)))
+
+    def forward(self, x):
+        return self.stages(x)
+
+
+class Defaults(nn.Module):
+    """Arguments after the input with plain defaults (timm: ``attn_mask=None, is_causal=False``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, mask=None, scale=2.0):
+        if mask is not None:
+            x = x.masked_fill(mask, 0.0)
+        return self.fc(x) * scale
+
+
+class SplitHeads(nn.Module):
+    """timm's attention: qkv laid out (3, B, heads, N, d), unbound into q, k and v."""
+
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        x = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+@pytest.mark.parametrize("cls, shape", [(Excited, (4, 5)), (Defaults, (4,)), (SplitHeads, (5, 8))])
+def test_broadcasts_plain_defaults_and_unbound_heads_import_checked(cls, shape):
+    original = randomized(cls())
+    project, state = import_module(original, shape)
+    graph = project.models["model"]
+    assert [n.id for n in graph.nodes_of_type("Input")] == ["x"]  # defaults are no inputs
+    assert any(n.startswith("checked:") for n in project.extra["imported_from"]["notes"])
+    forget_session(project)
+    assert_same_outputs(compiled(loads_project(dumps_project(project)), state), original, shape)
+
+
 def test_weights_come_from_a_state_dict_file(tmp_path):
     source = tmp_path / "nets.py"
     source.write_text(textwrap.dedent("""
