@@ -79,7 +79,10 @@ def batch_regions(traced, input_shapes: dict, probed=None) -> dict:
             if (len(exits) <= 1 and not any(e.name in tupled for e in exits)) or \
                     any(e.op == "output" for e in exits):
                 break
-            for node in exits:
+            # values that are no tensor (sizes, tuples, checks) first: the stretch's way out
+            # is a tensor, which is taken in only when no other way is left
+            others = [e for e in exits if e not in sizes] or exits
+            for node in others:
                 members |= _component(node, inside | {node})
             exits = _exits(members)
         seen |= members

@@ -215,6 +215,8 @@ LIBRARY_FUNCTIONS = {
        for name in ("shifted_window_attention", "_get_relative_position_bias",
                     "_patch_merging_pad")},
 }
+# torch's own check of a condition traced code keeps (timm: ``_assert(N == 1 + H * W)``)
+_CHECKS = {"torch._assert"}
 _BUILTINS = {"getattr", "len", "int", "float", "bool", "slice", "range", "tuple", "list",
              "min", "max", "abs", "round", "sum", "pow", "divmod"}
 # operator's arithmetic, comparisons and indexing; never attrgetter, methodcaller or call,
@@ -232,7 +234,7 @@ def allowed_function(path: str) -> bool:
         return path[len("builtins."):] in _BUILTINS
     if path.startswith(("operator.", "_operator.")):
         return path.split(".", 1)[1] in _OPERATORS
-    if path in LIBRARY_FUNCTIONS:
+    if path in LIBRARY_FUNCTIONS or path in _CHECKS:
         return True
     return path.startswith(_ALLOWED_ROOTS) and not any(d in path for d in _DENIED) and \
         "__" not in path

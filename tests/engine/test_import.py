@@ -256,7 +256,21 @@ class SplitHeads(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(B, N, C))
 
 
-@pytest.mark.parametrize("cls, shape", [(Excited, (4, 5)), (Defaults, (4,)), (SplitHeads, (5, 8))])
+class Asserted(nn.Module):
+    """A size check inside a stretch where the batch is not first (timm's ``_assert``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # (B, 5, 4)
+        t = self.fc(x).transpose(0, 1)
+        torch._assert(t.shape[0] == 5, "five steps")
+        return (t.softmax(1) * 2).transpose(0, 1)
+
+
+@pytest.mark.parametrize("cls, shape", [(Excited, (4, 5)), (Defaults, (4,)), (SplitHeads, (5, 8)),
+                                        (Asserted, (5, 4))])
 def test_broadcasts_plain_defaults_and_unbound_heads_import_checked(cls, shape):
     original = randomized(cls())
     project, state = import_module(original, shape)
