@@ -12,7 +12,10 @@ A project's ``"blocks"`` object maps a name to a definition::
         "ports": {"in": ["x"], "out": ["y"]}}}
 
 The definition is an ordinary graph: its ``Input`` nodes are the block's inputs (in the order of
-``ports.in``), its one ``Output`` node is its result. ``params`` are the parameters a ``Block``
+``ports.in``), its ``Output`` nodes its results (in the order of ``ports.out``). A Block node
+has one output port per Output: ``out`` for the first, the others named by their ids
+(``{"from": "b1", "from_port": "h", ...}`` reads the Output ``h``).
+``params`` are the parameters a ``Block``
 node exposes, with their defaults; a node parameter written ``"$channels"`` takes the instance's
 value. A node of type ``Block`` with ``{"block": "residual", "channels": 32}`` runs the
 definition: its inputs are fed, in wire order, to the block's inputs; shapes, parameter counts
@@ -64,7 +67,17 @@ class BlockDef:
 
     @property
     def outputs(self) -> list[str]:
-        return [n.id for n in self.graph.nodes_of_type("Output")]
+        ports = self.extra.get("ports")
+        order = ports.get("out") if isinstance(ports, dict) else None
+        ids = [n.id for n in self.graph.nodes_of_type("Output")]
+        return [i for i in order if i in ids] + [i for i in ids if i not in order] \
+            if isinstance(order, list) else ids
+
+    @property
+    def ports(self) -> tuple[str, ...]:
+        """A Block node's output ports: ``out`` for the first Output node, the others' ids for
+        the rest (so that wires from ``out`` stay when a definition gains an Output)."""
+        return ("out", *self.outputs[1:])
 
     def fingerprint(self) -> str:
         """Text that changes whenever the definition does (keys the inference cache)."""
@@ -89,6 +102,12 @@ class BlockDef:
         for edge in self.graph.edges():
             g.connect(edge.src, edge.dst, edge.src_port, edge.dst_port)
         return g
+
+
+def block_ports(library: dict, params: dict) -> tuple[str, ...] | None:
+    """The output ports of a Block node with ``params``; None when its block is not known."""
+    block = library.get(params.get("block")) if library else None
+    return block.ports if block is not None else None
 
 
 def _substitute(value, args: dict, block: str, node_id: str, key: str):
@@ -120,7 +139,7 @@ def parse_blocks(data, problems: list, library: dict) -> dict[str, BlockDef]:
             problems.append((where, "must be an object with nodes and edges"))
             continue
         graph = _parse_model(name, {"nodes": entry.get("nodes", []),
-                                    "edges": entry.get("edges", [])}, problems, where)
+                                    "edges": entry.get("edges", [])}, problems, where, library)
         if graph is None:
             continue
         graph.blocks = library
@@ -140,13 +159,15 @@ def parse_blocks(data, problems: list, library: dict) -> dict[str, BlockDef]:
 
 
 def definition_problem(block: BlockDef) -> str | None:
-    """Why a definition cannot be a block (no input, not exactly one output), or None."""
+    """Why a definition cannot be a block (no input, no output, an Output with nothing wired to
+    it), or None."""
     if not block.inputs:
         return "a block needs at least one Input node (its input port)"
-    if len(block.outputs) != 1:
-        return f"a block needs exactly one Output node; it has {len(block.outputs)}"
-    if not block.graph.in_edges(block.outputs[0]):
-        return f"nothing is wired to the block's Output ({block.outputs[0]})"
+    if not block.outputs:
+        return "a block needs at least one Output node (its result)"
+    for output in block.outputs:
+        if not block.graph.in_edges(output):
+            return f"nothing is wired to the block's Output ({output})"
     return None
 
 
@@ -228,8 +249,12 @@ class Inner:
     block: BlockDef
     graph: Graph
     shapes: object  # ShapeInference
-    out_shape: tuple
+    out_shapes: dict  # Block node's output port -> shape
     args: dict
+
+    @property
+    def out_shape(self) -> tuple:
+        return next(iter(self.out_shapes.values()))
 
 
 _LOCAL = threading.local()  # .active: the blocks being inferred on this thread, outermost first
@@ -288,12 +313,15 @@ def inner(params: dict, ins: dict) -> Inner:
     if errors:
         node, message = next(iter(errors.items()))
         raise BlockError(f"inside block {name}: {node}: {message}")
-    out = shapes.info[block.outputs[0]].out_shape
-    if out is None:
-        raise BlockError(f"inside block {name}: nothing reaches its Output")
+    outs = {}
+    for port, output in zip(block.ports, block.outputs):
+        out = shapes.info[output].out_shape
+        if out is None:
+            raise BlockError(f"inside block {name}: nothing reaches its Output ({output})")
+        outs[port] = tuple(out)
     if len(_CACHE) > 512:
         _CACHE.clear()
-    found = _CACHE[key] = Inner(block, graph, shapes, tuple(out), args)
+    found = _CACHE[key] = Inner(block, graph, shapes, outs, args)
     return found
 
 
@@ -302,7 +330,8 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
     """Turn ``node_ids`` of ``graph`` into the block ``name`` and one Block node in their place.
 
     Every wire coming into the selection becomes an Input of the block (one per distinct source
-    port), the one source port the rest of the graph reads becomes its Output. Returns the new
+    port), each source port the rest of the graph reads an Output (``y``, then ``y2``, ``y3``...
+    in the order the wires were made: the Block node's ports ``out``, ``y2``...). Returns the new
     definition and the Block node's id. BlockError (and no change) when the selection cannot be
     a block.
     """
@@ -324,10 +353,9 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
     results = list(dict.fromkeys((e.src, e.src_port) for e in outgoing))
     if not sources:
         raise BlockError("nothing flows into the selection; a block needs an input")
-    if len(results) != 1:
-        what = ", ".join(f"{s}.{p}" if p != "out" else s for s, p in results) or "nothing"
-        raise BlockError(f"the rest of the model must read exactly one result of the selection; "
-                         f"it reads {what}")
+    if not results:
+        raise BlockError("the rest of the model reads nothing of the selection; a block needs "
+                         "a result")
     for e in outgoing:  # a path that leaves the selection and comes back: not one block
         back = ({e.dst} | graph.descendants(e.dst)) & inside
         if back:
@@ -353,12 +381,15 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
             body.connect(e.src, e.dst, e.src_port, e.dst_port)
         elif e.dst in inside:
             body.connect(input_ids[(e.src, e.src_port)], e.dst, "out", e.dst_port)
-    result_node, result_port = results[0]
-    out_pos = graph.node(result_node).pos
-    body.add_node("Output", "y", None, (out_pos[0] + 200.0, out_pos[1]) if out_pos else None)
-    body.connect(result_node, "y", result_port, "in")
+    output_ids = {}  # (node, port) read outside -> the Output node giving it
+    for i, (result_node, result_port) in enumerate(results):
+        output_ids[(result_node, result_port)] = "y" if i == 0 else f"y{i + 1}"
+        out_pos = graph.node(result_node).pos
+        body.add_node("Output", output_ids[(result_node, result_port)], None,
+                      (out_pos[0] + 200.0, out_pos[1]) if out_pos else None)
+        body.connect(result_node, output_ids[(result_node, result_port)], result_port, "in")
     block = BlockDef(name, body, extra={"ports": {"in": list(input_ids.values()),
-                                                  "out": ["y"]}})
+                                                  "out": list(output_ids.values())}})
     # the Block node replaces the selection
     first = graph.node(chosen[0])
     block_id = graph.new_id("Block")
@@ -369,8 +400,9 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
     graph.add_node("Block", block_id, {"block": name}, first.pos)
     for source in sources:
         graph.connect(source[0], block_id, source[1], "in")
+    ports = dict(zip(output_ids, block.ports))
     for e in outgoing:  # each in its old place among the inputs of the layer it feeds
-        graph.connect(block_id, e.dst, "out", e.dst_port, order=orders[e])
+        graph.connect(block_id, e.dst, ports[(e.src, e.src_port)], e.dst_port, order=orders[e])
     return block, block_id
 
 
@@ -410,8 +442,12 @@ def expand_block(graph: Graph, node_id: str) -> list[str]:
             graph.connect(mapping[e.src], mapping[e.dst], e.src_port, e.dst_port)
         elif e.src in feeds and e.dst in mapping:
             graph.connect(feeds[e.src][0], mapping[e.dst], feeds[e.src][1], e.dst_port)
-    result = next(e for e in block.graph.edges() if e.dst == block.outputs[0])
+    results = {port: next(e for e in block.graph.edges() if e.dst == output)
+               for port, output in zip(block.ports, block.outputs)}
     for e in outgoing:
+        result = results.get(e.src_port)
+        if result is None:
+            continue  # a wire from a port the definition no longer has
         src, port = feeds[result.src] if result.src in feeds else \
             (mapping[result.src], result.src_port)
         graph.connect(src, e.dst, port, e.dst_port, order=orders[e])
@@ -426,8 +462,9 @@ def repeat_block(graph: Graph, node_id: str, times: int) -> list[str]:
         raise BlockError(f"{node_id} is a {node.type}, not a Block")
     if times < 2:
         raise BlockError("repeat needs at least 2")
-    if len(graph.in_edges(node_id)) != 1:
-        raise BlockError(f"{node_id}: only a block with one input can be repeated")
+    if len(graph.in_edges(node_id)) != 1 or len(graph.output_ports(node_id)) != 1:
+        raise BlockError(f"{node_id}: only a block with one input and one output can be "
+                         "repeated")
     outgoing = list(graph.out_edges(node_id))
     orders = {e: graph.edge_order(e) for e in outgoing}
     for e in outgoing:

@@ -249,11 +249,26 @@ class Graph:
         self.events.edge_added.emit(edge)
         return edge
 
+    def output_ports(self, node_id: str) -> tuple[str, ...]:
+        """The node's output ports: its type's, or for a Block node its definition's (``out``
+        for its first Output node, the others' ids for the rest)."""
+        node = self.node(node_id)
+        if node.type == "Block":
+            from .blocks import block_ports
+
+            ports = block_ports(self.blocks, node.params)
+            if ports is not None:
+                return ports
+        return node.spec.outputs
+
     def check_connect(self, edge: Edge) -> None:
         """Raise a :class:`GraphError` subclass if ``edge`` cannot be made; do nothing else."""
         src, dst = self.node(edge.src), self.node(edge.dst)
-        if edge.src_port not in src.spec.outputs:
-            outs = ", ".join(src.spec.outputs) or "none"
+        outputs = self.output_ports(edge.src)
+        if edge.src_port not in outputs and src.type != "Block":
+            # (a Block node keeps a wire from a port its definition no longer has, or does not
+            # have yet while a file is read: shape inference names it, nothing is lost)
+            outs = ", ".join(outputs) or "none"
             raise PortError(f"{edge.src} ({src.type}) has no output port '{edge.src_port}' "
                             f"(its outputs: {outs})")
         port = dst.spec.in_port(edge.dst_port)

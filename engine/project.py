@@ -133,7 +133,7 @@ def parse_project(data, source: str = "<project>") -> Project:
 
         parse_blocks(data["blocks"], problems, project.blocks)
     for name, model in models.items():
-        graph = _parse_model(name, model, problems)
+        graph = _parse_model(name, model, problems, library=project.blocks)
         if graph is not None:
             graph.blocks = project.blocks
             project.models[name] = graph
@@ -155,7 +155,10 @@ def _get(obj: dict, key: str, typ, default, where: str, problems: list):
     return value
 
 
-def _parse_model(name: str, model, problems: list, where: str | None = None) -> Graph | None:
+def _parse_model(name: str, model, problems: list, where: str | None = None,
+                 library: dict | None = None) -> Graph | None:
+    """``library``: the project's blocks read so far (a Block node's output ports come from its
+    definition)."""
     where = where or f"models.{name}"
     if not isinstance(model, dict):
         problems.append((where, f"must be an object; got {_kind(model)}"))
@@ -165,6 +168,8 @@ def _parse_model(name: str, model, problems: list, where: str | None = None) -> 
     if nodes is None:
         return None
     graph = Graph(name)
+    if library is not None:
+        graph.blocks = library
     graph.extra = {k: v for k, v in model.items() if k not in ("nodes", "edges")}
     for i, node in enumerate(nodes):
         _parse_node(graph, node, f"{where}.nodes[{i}]", problems)

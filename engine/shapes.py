@@ -29,9 +29,12 @@ class NodeInfo:
 
     @property
     def out_shape(self):
-        """The main output's shape (``out``, or the input's shape for an Output node)."""
+        """The main output's shape (``out``, or the first port's of a Block node with several
+        outputs, or the input's shape for an Output node)."""
         if "out" in self.out_shapes:
             return self.out_shapes["out"]
+        if self.out_shapes:
+            return next(iter(self.out_shapes.values()))
         ins = self.in_shapes.get("in")
         return tuple(ins[0]) if ins else None
 
@@ -279,6 +282,10 @@ class ShapeInference:
             for e in edges:
                 src = self.info.get(e.src)
                 shape = src.out_shapes.get(e.src_port) if src else None
+                if shape is None and src is not None and src.out_shapes:
+                    ports = ", ".join(src.out_shapes)
+                    return ins, (f"reads {e.src}'s output '{e.src_port}', which it does not "
+                                 f"have (its outputs: {ports}); wire one of them")
                 if shape is None:
                     blocked = True
                 else:

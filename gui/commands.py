@@ -260,7 +260,8 @@ def insert_after(graph: Graph, type_name: str, after: str, params: dict | None =
     spec, src = get_spec(type_name), graph.node(after)
     base = src.pos or (0.0, 0.0)
     cmd = macro(f"Add {type_name} after {after}")
-    src_port = "out" if "out" in src.spec.outputs else (src.spec.outputs or (None,))[0]
+    outputs = graph.output_ports(after)
+    src_port = "out" if "out" in outputs else (outputs or (None,))[0]
     dst_port = spec.inputs[0].name if spec.inputs else None
     if src_port is None or dst_port is None:
         AddNode(graph, type_name, (base[0] + dx, base[1]), params, parent=cmd)

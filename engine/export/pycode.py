@@ -300,6 +300,15 @@ def _library_names() -> dict[str, str]:
 
 
 class _Tidy(ast.NodeTransformer):
+    def visit_Expr(self, node):
+        call = node.value
+        func = call.func if isinstance(call, ast.Call) else None
+        name = func.id if isinstance(func, ast.Name) else \
+            func.attr if isinstance(func, ast.Attribute) else None
+        if name == "wrap":  # fx's torch.fx.wrap("...") for a traced library function
+            return None
+        return self.generic_visit(node)
+
     def visit_Name(self, node):
         name = _library_names().get(node.id)
         if name and isinstance(node.ctx, ast.Load):

@@ -18,7 +18,7 @@ def _inner(p, ins):
 
 
 def _infer(p, ins):
-    return {"out": _inner(p, ins).out_shape}
+    return dict(_inner(p, ins).out_shapes)
 
 
 def _stats(p, ins, outs) -> Stats:
@@ -41,7 +41,15 @@ class BlockCall(ModuleCall):
         from ..compiler import compile_model
 
         found = self.found
-        return compile_model(found.graph, found.shapes)
+        module = compile_model(found.graph, found.shapes)
+        order = found.block.outputs
+        if len(order) > 1 and module.output_names != order:  # return them in port order
+            (output,) = [n for n in module.graph.nodes if n.op == "output"]
+            by_name = dict(zip(module.output_names, output.args[0]))
+            output.args = (tuple(by_name[name] for name in order),)
+            module.recompile()
+            module.output_names = list(order)
+        return module
 
     def code(self) -> str:  # the Python export writes a class per block (engine.export.pycode)
         raise ValueError(f"block {self.found.block.name} is written as its own class")
@@ -53,7 +61,15 @@ def _module(p, ins) -> BlockCall:
 
 
 def _emit(g, name, args, p):
-    return {"out": g.call_module(name, tuple(args.get("in", ())))}
+    import operator
+
+    from ..blocks import block_ports
+
+    call = g.call_module(name, tuple(args.get("in", ())))
+    ports = block_ports(p.get("_library") or {}, p) or ("out",)
+    if len(ports) == 1:
+        return {"out": call}
+    return {port: g.call_function(operator.getitem, (call, i)) for i, port in enumerate(ports)}
 
 
 SPECS = [
@@ -67,7 +83,8 @@ SPECS = [
         emit=_emit, key_params=("block",), in_palette=False,
         extra={"open_params": True},
         shape_doc="inputs, in wire order, → the block's Input nodes; out → what reaches the "
-                  "block's Output, inferred through the block's own layers (an error inside "
+                  "block's Output (a block with several Outputs has one port per Output, "
+                  "named by its id), inferred through the block's own layers (an error inside "
                   "names the block and the layer). Parameters other than block set the "
                   "block's exposed parameters (\"$name\" values inside it)."),
 ]

@@ -195,7 +195,29 @@ class DenseNetLike(nn.Module):
         return self.head(self.stage(x))
 
 
-@pytest.mark.parametrize("cls, shape", [(Stages, (6,)), (DenseNetLike, (4,))])
+class Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 3), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc1(x).relu(), self.fc2(x).tanh()
+
+
+class TwoResults(nn.Module):
+    """A submodule that returns two values, both read by the rest of the model."""
+
+    def __init__(self):
+        super().__init__()
+        self.pair = Pair()
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        a, b = self.pair(x)
+        return self.head(torch.cat([b, a], 1))
+
+
+@pytest.mark.parametrize("cls, shape", [(Stages, (6,)), (DenseNetLike, (4,)), (TwoResults, (4,))])
 def test_nested_stages_and_dense_concatenations_import_as_blocks(cls, shape):
     original = randomized(cls())
     project, state = import_module(original, shape)

@@ -266,3 +266,35 @@ def test_a_definition_tab_closes_with_its_close_button(qtbot):
     assert "stage" not in window.document.block_shapes  # no longer inferred
     window.open_block_tab("stage")  # and opens again
     assert window.current_canvas().model == "block:stage"
+
+
+def test_a_selection_read_in_two_places_becomes_a_block_card_with_two_ports(qtbot):
+    # conv1 and relu1 go into the block; both are read outside it (conv2 reads relu1, add
+    # reads conv1 through a second wire), so the block has two outputs
+    document = residual_project()
+    graph = document.project.models["model"]
+    graph.disconnect(next(e for e in graph.in_edges("add") if e.src == "x"))
+    graph.connect("conv1", "add")
+    window = open_window(qtbot, document)
+    canvas = window.current_canvas()
+    before = model(window)
+    click_node(qtbot, canvas, "conv1")
+    click_node(qtbot, canvas, "relu1", CTRL)
+    qtbot.keyClick(canvas.view, Qt.Key.Key_B, CTRL)
+    answer_dialog(qtbot, "pair")
+    block_id = next(n.id for n in canvas.graph.nodes_of_type("Block"))
+    item = canvas.scene.node_item(block_id)
+    assert list(item.outputs) == ["out", "y2"]  # one port per Output, labelled on the card
+    y1, y2 = item.outputs["out"], item.outputs["y2"]
+    assert y1.scenePos().y() < y2.scenePos().y()
+    wires = {(e.edge.src_port, e.edge.dst) for e in item.edges if e.edge.src == block_id}
+    assert wires == {("out", "conv2"), ("y2", "add")} or wires == {("y2", "conv2"), ("out", "add")}
+    for wire in item.edges:  # each wire starts at its own port
+        if wire.edge.src == block_id:
+            assert wire.src_port is item.outputs[wire.edge.src_port]
+    assert canvas.shapes.info[block_id].out_shapes == {"out": (8, 6, 6), "y2": (8, 6, 6)}
+    assert not any(i.error for i in map(canvas.scene.node_item, canvas.graph.node_ids()))
+    window.undo()
+    assert model(window) == before
+    window.redo()
+    assert list(canvas.scene.node_item(block_id).outputs) == ["out", "y2"]

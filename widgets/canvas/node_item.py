@@ -58,7 +58,9 @@ def format_key_params(spec, params: dict) -> str:
 class NodeItem(QGraphicsItem):
     """One node of the graph. Reads the model; never writes it."""
 
-    def __init__(self, node, paints: Paints):
+    def __init__(self, node, paints: Paints, outputs: tuple[str, ...] | None = None):
+        """``outputs``: the node's output ports where they are not its type's (a Block node
+        of a block with several Outputs, :meth:`engine.graph.Graph.output_ports`)."""
         super().__init__()
         self.node_id = node.id
         self.type_name = node.type
@@ -85,9 +87,34 @@ class NodeItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(10)
         self.inputs = {p.name: PortItem(self, p.name, False, p.multi) for p in self.spec.inputs}
-        self.outputs = {name: PortItem(self, name, True) for name in self.spec.outputs}
+        names = self.spec.outputs if outputs is None else outputs
+        self.outputs = {name: PortItem(self, name, True) for name in names}
         self._label_in = self._labelled(self.inputs, "in")
         self._label_out = self._labelled(self.outputs, "out")
+
+    def set_output_ports(self, names: tuple[str, ...]) -> None:
+        """Make the card's output ports ``names`` (a block's definition gained or lost an
+        Output); a port a wire still starts from stays until the wire goes."""
+        if tuple(self.outputs) == tuple(names):
+            return
+        used = {e.src_port for e in self.edges if e.src_port.node_item is self}
+        outputs = {}
+        for name in names:
+            outputs[name] = self.outputs.get(name) or PortItem(self, name, True)
+        for name, port in self.outputs.items():
+            if name in outputs:
+                continue
+            if port in used:
+                outputs[name] = port
+            elif port.scene() is not None:
+                port.setParentItem(None)
+                port.scene().removeItem(port)
+        self.outputs = outputs
+        self._label_out = self._labelled(self.outputs, "out")
+        self._far_pixmap = None
+        if self._texts:
+            self._relayout()
+        self.update()
 
     # -- model -> item ---------------------------------------------------------------------
     def refresh(self, node, info, problem: str | None = None, severity: str = "error") -> None:
@@ -135,8 +162,8 @@ class NodeItem(QGraphicsItem):
     def _shape_text(self, info) -> str:
         if not info:
             return ""
-        if self.spec.outputs:
-            shapes = [info.out_shapes.get(name) for name in self.spec.outputs]
+        if self.outputs:
+            shapes = [info.out_shapes.get(name) for name in self.outputs]
             if all(s is None for s in shapes):
                 return "→ ?"
             return "→ " + "  ".join(format_shape(s) for s in shapes)

@@ -115,7 +115,11 @@ class CanvasScene(QGraphicsScene):
         return {m: (layout[m][0] + x0, layout[m][1] + dy) for m in missing}
 
     def _add_node_item(self, node, fallback=None) -> NodeItem:
-        item = NodeItem(node, self.paints)
+        ports = self.graph.output_ports(node.id)
+        if node.type == "Block":  # and a port a wire still reads that the block lost
+            ports += tuple(dict.fromkeys(e.src_port for e in self.graph.out_edges(node.id)
+                                         if e.src_port not in ports))
+        item = NodeItem(node, self.paints, ports if ports != node.spec.outputs else None)
         pos = node.pos if node.pos is not None else fallback
         if pos is None:
             pos = self._missing_positions([node])[node.id]
@@ -231,6 +235,8 @@ class CanvasScene(QGraphicsScene):
             severity = "warning" if self._unwired(node) else "error"
         else:
             problem, severity = self._wiring.get(node_id), "warning"
+        if node.type == "Block":  # its definition may have gained or lost an Output
+            item.set_output_ports(self.graph.output_ports(node_id))
         item.refresh(node, info, problem, severity)
         for edge_item in item.edges:
             if edge_item.edge.src == node_id:
