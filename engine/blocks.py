@@ -13,8 +13,8 @@ A project's ``"blocks"`` object maps a name to a definition::
 
 The definition is an ordinary graph: its ``Input`` nodes are the block's inputs (in the order of
 ``ports.in``), its ``Output`` nodes its results (in the order of ``ports.out``). A Block node
-has one output port per Output: ``out`` for the first, the others named by their ids
-(``{"from": "b1", "from_port": "h", ...}`` reads the Output ``h``).
+of a block with one Output has one output port, ``out``; with several, one port per Output,
+named by its id (``{"from": "b1", "from_port": "h", ...}`` reads the Output ``h``).
 ``params`` are the parameters a ``Block``
 node exposes, with their defaults; a node parameter written ``"$channels"`` takes the instance's
 value. A node of type ``Block`` with ``{"block": "residual", "channels": 32}`` runs the
@@ -75,9 +75,11 @@ class BlockDef:
 
     @property
     def ports(self) -> tuple[str, ...]:
-        """A Block node's output ports: ``out`` for the first Output node, the others' ids for
-        the rest (so that wires from ``out`` stay when a definition gains an Output)."""
-        return ("out", *self.outputs[1:])
+        """A Block node's output ports: ``out`` for a block with one Output node, else the
+        Outputs' ids (a port is never bound to an Output by its place, so a renamed or deleted
+        Output leaves wires that say so rather than wires that read another Output)."""
+        outputs = self.outputs
+        return ("out",) if len(outputs) <= 1 else tuple(outputs)
 
     def fingerprint(self) -> str:
         """Text that changes whenever the definition does (keys the inference cache)."""
@@ -106,7 +108,8 @@ class BlockDef:
 
 def block_ports(library: dict, params: dict) -> tuple[str, ...] | None:
     """The output ports of a Block node with ``params``; None when its block is not known."""
-    block = library.get(params.get("block")) if library else None
+    name = params.get("block")
+    block = library.get(name) if library and isinstance(name, str) else None
     return block.ports if block is not None else None
 
 
@@ -330,8 +333,9 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
     """Turn ``node_ids`` of ``graph`` into the block ``name`` and one Block node in their place.
 
     Every wire coming into the selection becomes an Input of the block (one per distinct source
-    port), each source port the rest of the graph reads an Output (``y``, then ``y2``, ``y3``...
-    in the order the wires were made: the Block node's ports ``out``, ``y2``...). Returns the new
+    port), each source port the rest of the graph reads an Output (``y``; ``y1``, ``y2``... when
+    there are several, in the order the wires were made, which are the Block node's ports).
+    Returns the new
     definition and the Block node's id. BlockError (and no change) when the selection cannot be
     a block.
     """
@@ -383,7 +387,7 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
             body.connect(input_ids[(e.src, e.src_port)], e.dst, "out", e.dst_port)
     output_ids = {}  # (node, port) read outside -> the Output node giving it
     for i, (result_node, result_port) in enumerate(results):
-        output_ids[(result_node, result_port)] = "y" if i == 0 else f"y{i + 1}"
+        output_ids[(result_node, result_port)] = "y" if len(results) == 1 else f"y{i + 1}"
         out_pos = graph.node(result_node).pos
         body.add_node("Output", output_ids[(result_node, result_port)], None,
                       (out_pos[0] + 200.0, out_pos[1]) if out_pos else None)
@@ -408,12 +412,14 @@ def make_block(graph: Graph, node_ids, name: str, library: dict) -> tuple[BlockD
 
 def expand_block(graph: Graph, node_id: str) -> list[str]:
     """Put the layers of Block node ``node_id`` back in its place (its parameters filled in);
-    returns the new node ids. The definition stays in the project."""
+    returns the new node ids. The definition stays in the project. BlockError (and no change)
+    when the layers cannot stand in the node's place."""
     node = graph.node(node_id)
     if node.type != "Block":
         raise BlockError(f"{node_id} is a {node.type}, not a Block")
     library = graph.blocks
-    block = library.get(node.params.get("block"))
+    block = library.get(node.params.get("block")) if isinstance(node.params.get("block"),
+                                                                 str) else None
     if block is None:
         raise BlockError(f"{node_id}: there is no block named '{node.params.get('block')}'")
     args = instance_args(block, node.params)
@@ -423,34 +429,64 @@ def expand_block(graph: Graph, node_id: str) -> list[str]:
     positions = [n.pos for n in block.graph.nodes() if n.pos]
     left = min((p[0] for p in positions), default=0.0)
     top = min((p[1] for p in positions), default=0.0)
+    # the plan first (new ids, wires), so that nothing changes when it cannot be done
     mapping: dict[str, str] = {}
-    orders = {e: order for e, order, _ in graph.remove_node(node_id)[1]}
+    taken = set(graph.node_ids()) - {node_id}
+    layers = []
     for inner_node in block.graph.nodes():
         if inner_node.type in ("Input", "Output"):
             continue
         new_id = f"{node_id}_{inner_node.id}"
-        while new_id in graph:
+        while new_id in taken:
             new_id += "_"
+        taken.add(new_id)
+        mapping[inner_node.id] = new_id
         params = {k: _substitute(v, args, block.name, inner_node.id, k)
                   for k, v in inner_node.params.items()}
         pos = (base[0] + inner_node.pos[0] - left, base[1] + inner_node.pos[1] - top) \
             if inner_node.pos else None
-        mapping[inner_node.id] = graph.add_node(inner_node.type, new_id, params, pos).id
+        layers.append((inner_node.type, new_id, params, pos))
     feeds = dict(zip(block.inputs, [(e.src, e.src_port) for e in incoming]))
+    wires = []  # (src, dst, src_port, dst_port, order or None)
     for e in block.graph.edges():  # in the definition's order (see make_block)
         if e.src in mapping and e.dst in mapping:
-            graph.connect(mapping[e.src], mapping[e.dst], e.src_port, e.dst_port)
-        elif e.src in feeds and e.dst in mapping:
-            graph.connect(feeds[e.src][0], mapping[e.dst], feeds[e.src][1], e.dst_port)
-    results = {port: next(e for e in block.graph.edges() if e.dst == output)
-               for port, output in zip(block.ports, block.outputs)}
+            wires.append((mapping[e.src], mapping[e.dst], e.src_port, e.dst_port, None))
+        elif e.dst in mapping:
+            if e.src not in feeds:
+                raise BlockError(f"{node_id}: the block's input {e.src} is not wired, so its "
+                                 "layers cannot take its place")
+            wires.append((*feeds[e.src][:1], mapping[e.dst], feeds[e.src][1], e.dst_port, None))
+    orders = {e: graph.edge_order(e) for e in outgoing}
+    results = dict(zip(block.ports, block.outputs))
     for e in outgoing:
-        result = results.get(e.src_port)
+        output = results.get(e.src_port)
+        if output is None:
+            raise BlockError(f"{node_id}: the wire to {e.dst} reads port '{e.src_port}', which "
+                             f"block {block.name} does not have; wire it from one of "
+                             f"{', '.join(block.ports)} first")
+        result = next((r for r in block.graph.edges() if r.dst == output), None)
         if result is None:
-            continue  # a wire from a port the definition no longer has
-        src, port = feeds[result.src] if result.src in feeds else \
-            (mapping[result.src], result.src_port)
-        graph.connect(src, e.dst, port, e.dst_port, order=orders[e])
+            raise BlockError(f"{node_id}: nothing is wired to the block's Output ({output})")
+        if result.src in feeds:
+            src, port = feeds[result.src]
+        elif result.src in mapping:
+            src, port = mapping[result.src], result.src_port
+        else:
+            raise BlockError(f"{node_id}: the block's input {result.src} is not wired")
+        wires.append((src, e.dst, port, e.dst_port, orders[e]))
+    kept = {(e.src, e.dst, e.src_port, e.dst_port) for e in graph.edges()
+            if node_id not in (e.src, e.dst)}
+    for wire in wires:
+        if wire[:4] in kept:
+            raise BlockError(f"{node_id}: expanded, it would wire {wire[0]} to {wire[1]} twice "
+                             "(two of the block's results are one value read on one port); "
+                             "rewire one of them first")
+        kept.add(wire[:4])
+    graph.remove_node(node_id)
+    for layer in layers:
+        graph.add_node(*layer)
+    for src, dst, src_port, dst_port, order in wires:
+        graph.connect(src, dst, src_port, dst_port, order=order)
     return list(mapping.values())
 
 
@@ -465,6 +501,11 @@ def repeat_block(graph: Graph, node_id: str, times: int) -> list[str]:
     if len(graph.in_edges(node_id)) != 1 or len(graph.output_ports(node_id)) != 1:
         raise BlockError(f"{node_id}: only a block with one input and one output can be "
                          "repeated")
+    stale = [e for e in graph.out_edges(node_id) if e.src_port != "out"]
+    if stale:
+        raise BlockError(f"{node_id}: the wire to {stale[0].dst} reads port "
+                         f"'{stale[0].src_port}', which the block does not have; rewire it "
+                         "first")
     outgoing = list(graph.out_edges(node_id))
     orders = {e: graph.edge_order(e) for e in outgoing}
     for e in outgoing:
@@ -487,7 +528,8 @@ def exposed_params(library: dict, params: dict) -> tuple:
     (kind from its default), for the inspector."""
     from .layers.spec import BOOL, FLOAT, INT, STR, Param
 
-    block = library.get(params.get("block"))
+    name = params.get("block")
+    block = library.get(name) if isinstance(name, str) else None
     if block is None:
         return ()
     found = []

@@ -154,9 +154,10 @@ def outputs_of(result) -> list:
 
 def max_difference(model_a, model_b, make_inputs, batches=CHECK_BATCHES) -> float:
     """Largest difference between two callables' outputs over the check batches: absolute, or
-    relative to the reference's (``model_b``'s) largest value where that exceeds 1, so that
-    float rounding in a model whose outputs run into the hundreds (a wide ResNet with its
-    BatchNorm statistics) is not taken for a wrong result."""
+    relative to the reference's (``model_b``'s) largest finite value where that exceeds 1, so
+    that float rounding in a model whose outputs run into the hundreds (a wide ResNet with its
+    BatchNorm statistics) is not taken for a wrong result; infinite when an inf or a nan of one
+    is not at the same place in the other."""
     import torch
 
     from ..errors import ExportError, LayerlabError, first_line
@@ -185,10 +186,17 @@ def _diff(a: list, b: list) -> float:
         x, y = np.asarray(_numpy(x)), np.asarray(_numpy(y))
         if x.shape != y.shape:
             return float("inf")
-        if x.size:
-            y = y.astype("float64")
-            scale = max(1.0, float(np.abs(y).max()))
-            worst = max(worst, float(np.abs(x.astype("float64") - y).max()) / scale)
+        if not x.size:
+            continue
+        x, y = x.astype("float64"), y.astype("float64")
+        finite = np.isfinite(y)
+        special_x, special_y = x[~finite], y[~finite]  # inf and nan must sit where they sat
+        if not np.array_equal(np.isfinite(x), finite) or not np.all(
+                (special_x == special_y) | (np.isnan(special_x) & np.isnan(special_y))):
+            return float("inf")
+        if finite.any():
+            scale = max(1.0, float(np.abs(y[finite]).max()))
+            worst = max(worst, float(np.abs(x[finite] - y[finite]).max()) / scale)
     return worst
 
 

@@ -106,7 +106,10 @@ def _import(source, module, label: str, example_input_shape, weights, blocks: bo
         type(module).__name__
     exported, original_class = None, class_path(type(module))
     original_params = sum(p.numel() for p in module.parameters())
-    named = set(example_input_shape) if isinstance(example_input_shape, dict) else set()
+    # the inputs given a shape, by name or by place: never traced at a default
+    named = set(example_input_shape) if isinstance(example_input_shape, dict) else \
+        len(example_input_shape) if example_input_shape and isinstance(
+            example_input_shape[0], (list, tuple)) else 1
     try:
         traced = trace(module, label, named)
     except ExportError as exc:  # branches or loops on sizes: torch.export follows them
@@ -372,13 +375,14 @@ def _unwrap_checkpoint(state: dict) -> dict:
     return state
 
 
-def trace(module, label: str, named=()):
+def trace(module, label: str, named=1):
     """Trace with torch.fx, as ``symbolic_trace`` does; ExportError with fx's reason when the
     forward cannot be traced.
 
     An argument of ``forward`` with a default of None, a bool or a number (timm's
     ``attn_mask=None, is_causal=False``) is traced at that default and is not an input of the
-    graph, unless ``named`` (the inputs given a shape by name) holds it."""
+    graph, unless it is one given a shape: ``named`` holds their names, or is how many of the
+    first arguments are (shapes given in order)."""
     import torch.fx as fx
 
     from .mapping import is_own_module
@@ -415,9 +419,11 @@ def _plain_defaults(module, named) -> dict:
     import inspect
 
     try:
-        parameters = inspect.signature(module.forward).parameters.values()
+        parameters = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError):
         return {}
+    if isinstance(named, int):  # shapes given in order: the first `named` arguments
+        named = {p.name for p in parameters[:named]}
     return {p.name: p.default for p in parameters
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in named
             and (p.default is None or type(p.default) in (bool, int, float))}

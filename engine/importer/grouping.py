@@ -9,8 +9,8 @@ are the module's class (``BasicBlock``), or its attribute name for torch.nn cont
 (``layer1`` for an ``nn.Sequential``); inside a block, node ids lose the submodule's prefix
 (``layer1_0_conv1`` becomes ``conv1``).
 
-A submodule whose layers cannot form a block (it hands two results to the rest of the model,
-say) stays flat. The weights are mapped to the nested names through the compiled modules'
+A submodule that hands several results to the rest of the model becomes a block with several
+outputs; one whose layers cannot form a block (a path leaves it and comes back) stays flat. The weights are mapped to the nested names through the compiled modules'
 ``node_attrs``.
 """
 from __future__ import annotations

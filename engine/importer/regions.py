@@ -142,12 +142,12 @@ def broadcasts(traced, input_shapes: dict, probed=None) -> set[str]:
     one run; empty when the input shapes are unknown or the module does not run."""
     import torch
 
+    names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
+    if not input_shapes or any(name not in input_shapes for name in names):
+        return set()
     if probed is not None:
         shapes = {n.name: a for n, (a, _) in probed[0].items()}
     else:
-        names = [n.name for n in traced.graph.nodes if n.op == "placeholder"]
-        if not input_shapes or any(name not in input_shapes for name in names):
-            return set()
         shapes = {}
         gen = torch.Generator().manual_seed(0)
         args = [torch.randn((BATCHES[0], *input_shapes[n]), generator=gen) for n in names]
@@ -156,9 +156,8 @@ def broadcasts(traced, input_shapes: dict, probed=None) -> set[str]:
                 _recorder(traced, shapes, set(), set()).run(*args)
         except Exception:  # noqa: BLE001 - the rebuilds find what a run cannot
             return set()
-        for node in traced.graph.nodes:
-            if node.op == "placeholder":
-                shapes[node.name] = (BATCHES[0], *input_shapes[node.name])
+    for name in names:
+        shapes[name] = (BATCHES[0], *input_shapes[name])
     found = set()
     for node in traced.graph.nodes:
         name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")

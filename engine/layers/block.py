@@ -68,7 +68,7 @@ def _emit(g, name, args, p):
     call = g.call_module(name, tuple(args.get("in", ())))
     ports = block_ports(p.get("_library") or {}, p) or ("out",)
     if len(ports) == 1:
-        return {"out": call}
+        return {ports[0]: call}
     return {port: g.call_function(operator.getitem, (call, i)) for i, port in enumerate(ports)}
 
 

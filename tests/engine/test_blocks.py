@@ -182,11 +182,11 @@ def test_a_selection_with_two_results_becomes_a_block_with_two_output_ports(tmp_
     with torch.no_grad():
         expected = reference(x)
     block, block_id = make_block(graph, ["fc", "a", "b"], "pair", project.blocks)
-    assert block.outputs == ["y", "y2"] and graph.output_ports(block_id) == ("out", "y2")
+    assert block.outputs == ["y1", "y2"] and graph.output_ports(block_id) == ("y1", "y2")
     # the Concat reads a first, b second: from the block's two ports, in that order
-    assert [(e.src_port, e.dst) for e in graph.in_edges("cat")] == [("out", "cat"), ("y2", "cat")]
+    assert [(e.src_port, e.dst) for e in graph.in_edges("cat")] == [("y1", "cat"), ("y2", "cat")]
     shapes = infer_shapes(graph)
-    assert shapes.info[block_id].out_shapes == {"out": (4,), "y2": (4,)}
+    assert shapes.info[block_id].out_shapes == {"y1": (4,), "y2": (4,)}
     assert shapes.totals()[0] == 3 * 4 + 4
     blocked = compile_model(graph, shapes).eval()
     blocked.load_state_dict({f"{block_id}.{k}": v for k, v in reference.state_dict().items()})
@@ -218,14 +218,14 @@ def test_a_wire_from_a_port_a_block_does_not_have_is_named_and_kept():
                   {"id": "c", "type": "Output"}],
         "edges": chain("x", "a", "h") + chain("x", "b", "c")}},
         [{"id": "p", "type": "Block", "params": {"block": "pair"}}, {"id": "add", "type": "Add"}],
-        chain("x", "p") + [{"from": "p", "to": "add"},
+        chain("x", "p") + [{"from": "p", "from_port": "h", "to": "add"},
                            {"from": "p", "from_port": "cc", "to": "add"}] + chain("add", "y"),
         shape=(3,))
     project = parse_project(data)  # opens: the wire is kept for the user to mend
     graph = project.models["model"]
-    assert graph.output_ports("p") == ("out", "c")
+    assert graph.output_ports("p") == ("h", "c")
     assert infer_shapes(graph).errors()["add"] == (
-        "reads p's output 'cc', which it does not have (its outputs: out, c); wire one of them")
+        "reads p's output 'cc', which it does not have (its outputs: h, c); wire one of them")
     assert '"from_port": "cc"' in dumps_project(project)
     data["models"]["model"]["edges"][2]["from_port"] = "c"
     graph = parse_project(data).models["model"]
@@ -233,13 +233,46 @@ def test_a_wire_from_a_port_a_block_does_not_have_is_named_and_kept():
     x = torch.randn(2, 3)
     with torch.no_grad():
         assert torch.allclose(compile_model(graph)(x), x.relu() + x.tanh())
-    # a definition that gains an Output keeps the wires from its first one ('out')
-    pair = project.blocks["pair"]
-    pair.graph.add_node("Sigmoid", "s")
-    pair.graph.add_node("Output", "z")
-    pair.graph.connect("x", "s")
-    pair.graph.connect("s", "z")
-    assert project.models["model"].output_ports("p") == ("out", "c", "z")
+    # an Output renamed in the definition: its wires say so, none reads another Output
+    project.blocks["pair"].graph.rename_node("h", "main")
+    graph = project.models["model"]
+    assert graph.output_ports("p") == ("main", "c")
+    assert "reads p's output 'h'" in infer_shapes(graph).errors()["add"]
+    with pytest.raises(BlockError, match="reads port 'h', which block pair does not have"):
+        expand_block(graph, "p")
+    assert "p" in graph  # nothing changed
+
+
+def test_expand_refuses_what_the_graph_cannot_hold_and_changes_nothing():
+    both = {"nodes": [{"id": "x", "type": "Input"}, {"id": "r", "type": "ReLU"},
+                      {"id": "h", "type": "Output"}, {"id": "c", "type": "Output"}],
+            "edges": chain("x", "r", "h") + chain("r", "c")}
+    data = project_with({"both": both}, [
+        {"id": "p", "type": "Block", "params": {"block": "both"}}, {"id": "add", "type": "Add"}],
+        chain("x", "p") + [{"from": "p", "from_port": "h", "to": "add"},
+                           {"from": "p", "from_port": "c", "to": "add"}] + chain("add", "y"),
+        shape=(3,))
+    project = parse_project(data)
+    graph = project.models["model"]
+    before = dumps_project(project)
+    with pytest.raises(BlockError, match="would wire p_r to add twice"):
+        expand_block(graph, "p")
+    assert dumps_project(project) == before
+    # an Output just added to the definition, nothing wired to it yet, and read outside
+    project.blocks["both"].graph.add_node("Output", "z")
+    graph.disconnect(next(e for e in graph.in_edges("add") if e.src_port == "c"))
+    graph.connect("p", "add", "z", "in")
+    before = dumps_project(project)
+    with pytest.raises(BlockError, match=r"nothing is wired to the block's Output \(z\)"):
+        expand_block(graph, "p")
+    assert dumps_project(project) == before
+
+
+def test_a_block_node_naming_no_block_by_text_still_opens():
+    data = project_with({}, [{"id": "p", "type": "Block", "params": {"block": ["a"]}}],
+                        chain("x", "p", "y"), shape=(3,))
+    graph = parse_project(data).models["model"]
+    assert "p" in infer_shapes(graph).errors()
 
 def test_repeat_stacks_a_block():
     project = parse_project(project_with({"residual": RESIDUAL}, [

@@ -434,3 +434,16 @@ def test_the_output_check_is_relative_where_outputs_are_large():
     small = torch.tensor([[0.2, -0.1]])
     assert max_difference(lambda x: small + 3e-4, lambda x: small, inputs, (1,)) == \
         pytest.approx(3e-4, rel=0.05)  # outputs below 1: absolute
+
+
+def test_the_output_check_fails_an_inf_or_nan_out_of_place():
+    from engine.export.formats import max_difference
+
+    def check(got, expected):
+        return max_difference(lambda x: torch.tensor(got), lambda x: torch.tensor(expected),
+                              lambda batch: (torch.zeros(batch),), (1,))
+
+    assert check([0.0, 5.0, -7.0], [float("-inf"), 1.0, 2.0]) == float("inf")
+    assert check([float("nan"), 1.0], [0.0, 1.0]) == float("inf")
+    assert check([float("-inf"), 1.0, 2.0], [float("-inf"), 1.0, 2.0]) == 0.0  # masked logits
+    assert check([float("nan"), 300.0], [float("nan"), 300.0003]) == pytest.approx(1e-6, rel=0.1)

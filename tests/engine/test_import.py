@@ -278,6 +278,34 @@ class SplitHeads(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(B, N, C))
 
 
+class OptionalBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x, bias=None):
+        return self.fc(x) if bias is None else self.fc(x) + bias
+
+
+class KeywordInput(nn.Module):  # Hugging Face's style: forward(input_ids=None, ...)
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x=None, scale=1.0):
+        return self.fc(x) * scale
+
+
+def test_an_input_given_a_shape_is_never_traced_at_its_default():
+    project, _ = import_module(randomized(OptionalBias()), [(3,), (3,)])
+    graph = project.models["model"]
+    assert [n.id for n in graph.nodes_of_type("Input")] == ["x", "bias"]
+    assert "Add" in {n.type for n in graph.nodes()}
+    project, state = import_module(randomized(KeywordInput()), (3,))
+    assert [n.id for n in project.models["model"].nodes_of_type("Input")] == ["x"]
+    assert_same_outputs(compiled(project, state), randomized(KeywordInput()), (3,))
+
+
 class Asserted(nn.Module):
     """A size check inside a stretch where the batch is not first (timm's ``_assert``)."""
 

@@ -284,17 +284,51 @@ def test_a_selection_read_in_two_places_becomes_a_block_card_with_two_ports(qtbo
     answer_dialog(qtbot, "pair")
     block_id = next(n.id for n in canvas.graph.nodes_of_type("Block"))
     item = canvas.scene.node_item(block_id)
-    assert list(item.outputs) == ["out", "y2"]  # one port per Output, labelled on the card
-    y1, y2 = item.outputs["out"], item.outputs["y2"]
+    assert list(item.outputs) == ["y1", "y2"]  # one port per Output, labelled on the card
+    y1, y2 = item.outputs["y1"], item.outputs["y2"]
     assert y1.scenePos().y() < y2.scenePos().y()
     wires = {(e.edge.src_port, e.edge.dst) for e in item.edges if e.edge.src == block_id}
-    assert wires == {("out", "conv2"), ("y2", "add")} or wires == {("y2", "conv2"), ("out", "add")}
+    assert wires == {("y1", "conv2"), ("y2", "add")} or wires == {("y2", "conv2"), ("y1", "add")}
     for wire in item.edges:  # each wire starts at its own port
         if wire.edge.src == block_id:
             assert wire.src_port is item.outputs[wire.edge.src_port]
-    assert canvas.shapes.info[block_id].out_shapes == {"out": (8, 6, 6), "y2": (8, 6, 6)}
+    assert canvas.shapes.info[block_id].out_shapes == {"y1": (8, 6, 6), "y2": (8, 6, 6)}
     assert not any(i.error for i in map(canvas.scene.node_item, canvas.graph.node_ids()))
     window.undo()
     assert model(window) == before
     window.redo()
-    assert list(canvas.scene.node_item(block_id).outputs) == ["out", "y2"]
+    assert list(canvas.scene.node_item(block_id).outputs) == ["y1", "y2"]
+
+
+def test_a_wire_from_a_port_the_block_lost_survives_delete_and_undo(qtbot):
+    pair = {"nodes": [{"id": "x", "type": "Input", "pos": [0, 0]},
+                      {"id": "a", "type": "ReLU", "pos": [200, 0]},
+                      {"id": "b", "type": "Tanh", "pos": [200, 150]},
+                      {"id": "h", "type": "Output", "pos": [400, 0]},
+                      {"id": "c", "type": "Output", "pos": [400, 150]}],
+            "edges": [{"from": "x", "to": "a"}, {"from": "a", "to": "h"},
+                      {"from": "x", "to": "b"}, {"from": "b", "to": "c"}]}
+    data = {"format": "layerlab-project", "version": 1, "name": "lost", "blocks": {"pair": pair},
+            "models": {"model": {
+                "nodes": [{"id": "x", "type": "Input", "params": {"shape": [3]}, "pos": [0, 0]},
+                          {"id": "p", "type": "Block", "params": {"block": "pair"},
+                           "pos": [200, 0]},
+                          {"id": "add", "type": "Add", "pos": [400, 0]},
+                          {"id": "y", "type": "Output", "pos": [600, 0]}],
+                "edges": [{"from": "x", "to": "p"}, {"from": "p", "from_port": "h", "to": "add"},
+                          {"from": "p", "from_port": "gone", "to": "add"},
+                          {"from": "add", "to": "y"}]}}}
+    window = open_window(qtbot, Document(parse_project(data)))
+    canvas = window.current_canvas()
+    before = model(window)
+    assert list(canvas.scene.node_item("p").outputs) == ["h", "c", "gone"]
+    assert "reads p's output 'gone'" in canvas.scene.node_item("add").error
+    click_node(qtbot, canvas, "p")
+    qtbot.keyClick(canvas.view, Qt.Key.Key_Delete)
+    assert "p" not in canvas.graph
+    window.undo()  # the node comes back first, then its wires, the lost port's too
+    assert model(window) == before
+    item = canvas.scene.node_item("p")
+    assert list(item.outputs) == ["h", "c", "gone"]
+    wire = next(e for e in item.edges if e.edge.src_port == "gone")
+    assert wire.src_port is item.outputs["gone"]

@@ -115,10 +115,7 @@ class CanvasScene(QGraphicsScene):
         return {m: (layout[m][0] + x0, layout[m][1] + dy) for m in missing}
 
     def _add_node_item(self, node, fallback=None) -> NodeItem:
-        ports = self.graph.output_ports(node.id)
-        if node.type == "Block":  # and a port a wire still reads that the block lost
-            ports += tuple(dict.fromkeys(e.src_port for e in self.graph.out_edges(node.id)
-                                         if e.src_port not in ports))
+        ports = self.graph.output_ports(node.id)  # (a lost one is added with its wire)
         item = NodeItem(node, self.paints, ports if ports != node.spec.outputs else None)
         pos = node.pos if node.pos is not None else fallback
         if pos is None:
@@ -131,6 +128,8 @@ class CanvasScene(QGraphicsScene):
 
     def _add_edge_item(self, edge: Edge, route: bool = True) -> EdgeItem:
         src, dst = self._nodes[edge.src], self._nodes[edge.dst]
+        if src.port(edge.src_port, True) is None:  # a Block node's wire from a port it lost
+            src.set_output_ports((*src.outputs, edge.src_port))
         item = EdgeItem(edge, src.port(edge.src_port, True), dst.port(edge.dst_port, False),
                         self.paints)
         self._edges[edge] = item
