@@ -199,7 +199,7 @@ def _function_name(fn) -> str:
         return f"operator.{name}"
     if module.startswith("torch.nn.functional"):
         return f"F.{name}"
-    if module.startswith("torch"):
+    if module == "torch" or module.startswith("torch."):
         return f"torch.{name}"
     return f"{module}.{name}" if module else name
 

@@ -245,6 +245,13 @@ def resolve_function(path: str):
     those :func:`allowed_function` admits."""
     if not allowed_function(path):
         raise NotEncodable(f"{path} is not a tensor operation a project file may call")
+    if path in LIBRARY_FUNCTIONS:
+        library = path.split(".", 1)[0]
+        try:
+            importlib.import_module(library)
+        except Exception:  # noqa: BLE001 - not installed, or installed but not loading
+            raise NotEncodable(f"{path} needs {library}, which cannot be imported here "
+                               f"(pip install {library})") from None
     parts = path.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:

@@ -596,6 +596,27 @@ def test_a_saved_capture_may_call_only_tensor_operations():
     assert "os.system is not a tensor operation a project file may call" in errors["transpose"]
 
 
+def test_a_saved_capture_names_library_functions_one_by_one():
+    """torchvision's stochastic_depth may be named (its models call it); nothing else of
+    torchvision, and without torchvision the file says what to install."""
+    from engine.layers.fx_data import NotEncodable, allowed_function, resolve_function
+
+    assert allowed_function("torchvision.ops.stochastic_depth.stochastic_depth")
+    assert allowed_function("torch._assert")
+    for denied in ("torchvision.io.read_file", "torchvision.ops.roi_align", "torch._C._jit_pass",
+                   "torchvision.datasets.utils.download_url", "torch._dynamo.reset"):
+        assert not allowed_function(denied), denied
+    try:
+        import torchvision.ops  # noqa: F401
+    except Exception:  # noqa: BLE001 - the PyPI torchvision does not load beside this torch
+        with pytest.raises(NotEncodable, match=r"needs torchvision, which cannot be imported "
+                                               r"here \(pip install torchvision\)"):
+            resolve_function("torchvision.ops.stochastic_depth.stochastic_depth")
+    else:
+        assert resolve_function("torchvision.ops.stochastic_depth.stochastic_depth") is \
+            torchvision.ops.stochastic_depth
+
+
 @pytest.mark.parametrize("tamper, message", [
     (lambda call: call.update(target="__class__"), "calls '__class__', which is not a tensor"),
     (lambda call: call.update(target="apply_"), "calls 'apply_', which is not a tensor"),
