@@ -59,17 +59,18 @@ class BlockDef:
 
     @property
     def inputs(self) -> list[str]:
-        ports = self.extra.get("ports")
-        order = ports.get("in") if isinstance(ports, dict) else None
-        ids = [n.id for n in self.graph.nodes_of_type("Input")]
-        return [i for i in order if i in ids] + [i for i in ids if i not in order] \
-            if isinstance(order, list) else ids
+        return self._in_port_order("in", "Input")
 
     @property
     def outputs(self) -> list[str]:
+        return self._in_port_order("out", "Output")
+
+    def _in_port_order(self, side: str, type_name: str) -> list[str]:
+        """The ids of the ``type_name`` nodes, in the order ``ports[side]`` gives (ids it does
+        not list last, in graph order)."""
         ports = self.extra.get("ports")
-        order = ports.get("out") if isinstance(ports, dict) else None
-        ids = [n.id for n in self.graph.nodes_of_type("Output")]
+        order = ports.get(side) if isinstance(ports, dict) else None
+        ids = [n.id for n in self.graph.nodes_of_type(type_name)]
         return [i for i in order if i in ids] + [i for i in ids if i not in order] \
             if isinstance(order, list) else ids
 
