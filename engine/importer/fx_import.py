@@ -118,6 +118,7 @@ def _import(source, module, label: str, example_input_shape, weights, blocks: bo
             raise ExportError(f"{exc}; exported with torch.export instead, it differs from the "
                               f"module by {exported:.3g}, so it is not imported") from None
         traced = trace(module, label, named)
+    _onnx_module_stacks(traced, getattr(module, "onnx_scopes", None) or {})
     input_shapes = _input_shapes(example_input_shape, traced)
     forced: set[str] = set()
     _refuse_inplace(traced.graph)  # before dead code goes: an unused h.mul_(2) is not dead
@@ -354,7 +355,9 @@ def _instantiate(cls, label: str, args: tuple = (), kwargs: dict | None = None):
 def _prepared(module, weights, label: str):
     """A CPU copy in evaluation mode with ``weights`` loaded (the caller's module is untouched)."""
     try:
-        module = copy.deepcopy(module)
+        # (a GraphModule's copy drops its own attributes: a converted ONNX file's module
+        # hierarchy goes along)
+        module = _with_attrs(copy.deepcopy(module), module, ("onnx_scopes",))
     except Exception:  # some modules cannot be copied; use them as they are
         pass
     module = module.cpu().eval()
@@ -366,6 +369,26 @@ def _prepared(module, weights, label: str):
         state = _unwrap_checkpoint(state)
         load_state_dict(module, state, model=label, source=source)
     return module
+
+
+def _onnx_module_stacks(traced, scopes: dict) -> None:
+    """An ONNX file's module hierarchy (:func:`engine.importer.onnx_convert.onnx_scope`) as the
+    module stack of each traced node, for the blocks. A module no other one sits inside (an
+    LSTM, a Linear: a leaf, which a traced module would call as one) is left out, so that its
+    operations stay on the level of the module that called it."""
+    paths = {p for stack in scopes.values() for p, _ in stack}
+    parents = {p.rsplit(".", 1)[0] for p in paths if "." in p}
+    for fx_node in traced.graph.nodes:
+        if fx_node.name in scopes:  # (in place of the converted module's own flat name)
+            fx_node.meta["nn_module_stack"] = {p: (p, c) for p, c in scopes[fx_node.name]
+                                               if p in parents}
+
+
+def _with_attrs(copied, original, names):
+    for name in names:
+        if hasattr(original, name) and not hasattr(copied, name):
+            setattr(copied, name, getattr(original, name))
+    return copied
 
 
 def _unwrap_checkpoint(state: dict) -> dict:

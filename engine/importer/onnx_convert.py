@@ -77,6 +77,37 @@ def onnx_module(path, label: str | None = None):
     return converter.convert(), converter.sample_shapes
 
 
+def onnx_scope(node) -> list[tuple[str, str]]:
+    """The modules of the exporting model an ONNX node ran inside, outermost first, as
+    ``(path, class name)``: from torch.onnx's ``pkg.torch.onnx.name_scopes`` and
+    ``class_hierarchy`` (the dynamo exporter), or from a name such as
+    ``/layer1/layer1.0/conv1/Conv`` (the TorchScript exporter; no class names: containers).
+    Empty for a file that says nothing of it. The importer groups by these as it groups a
+    traced module's hierarchy (:mod:`engine.importer.grouping`)."""
+    import ast
+
+    props = {p.key: p.value for p in node.metadata_props}
+    if "pkg.torch.onnx.name_scopes" in props:
+        try:
+            names = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
+            classes = ast.literal_eval(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
+        except (ValueError, SyntaxError):
+            return []
+        if not isinstance(names, list) or not isinstance(classes, list):
+            return []
+        classes = [str(c).rsplit(".", 1)[-1] for c in classes]
+        return [(str(n), classes[i] if i < len(classes) else "Sequential")
+                for i, n in enumerate(names) if 0 < i < len(names) - 1 and n]
+    parts = [p for p in (node.name or "").split("/") if p]
+    if len(parts) < 2 or (node.name or "")[:1] != "/":
+        return []
+    scopes, path = [], ""
+    for part in parts[:-1]:
+        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
+        scopes.append((path, "Sequential"))
+    return scopes
+
+
 def _probed_dims(model, names: list[str]) -> dict[str, list]:
     """Dims of ``names`` from running the file at batch 2 and 3 with onnxruntime (a dim that
     follows the batch is symbolic); {} when it cannot run."""
@@ -199,6 +230,8 @@ class _Converter:
                 self.sample_shapes[name] = [int(d) for d in dims[1:]]
             if dims and isinstance(dims[0], int) and dims[0] > 0:
                 self.fixed_batch = dims[0]  # the file was exported for this batch size only
+        seen = set(self.graph.nodes)  # the fx nodes made so far (each ONNX node's scope)
+        self.scopes: dict[str, list] = {}
         for index, node in enumerate(g.node):
             where = f"node {node.name or index} ({node.op_type})"
             handler = OPS.get(node.op_type)
@@ -221,6 +254,13 @@ class _Converter:
             for name, value in zip(node.output, outs):
                 if name:
                     self.env[name] = value
+            scope = onnx_scope(node)
+            for made in reversed(self.graph.nodes):
+                if made in seen:
+                    break
+                seen.add(made)
+                if scope:
+                    self.scopes[made.name] = scope
         results = [self._as_node(self._value(o.name), o.name) for o in g.output]
         self.graph.output(results[0] if len(results) == 1 else tuple(results))
         try:
@@ -233,6 +273,7 @@ class _Converter:
                               f"({_first_line(exc)})") from None
         gm.onnx_converted = True  # the importer's trace reads its constants as graph values
         gm.onnx_batch = self.fixed_batch
+        gm.onnx_scopes = self.scopes  # fx node name -> the exporting model's module stack
         return gm
 
     def _zeros(self, name: str) -> bool:

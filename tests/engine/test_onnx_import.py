@@ -154,7 +154,9 @@ def test_an_onnx_file_imports_equal_to_onnxruntime_and_survives_the_file(
     project, state = import_module(path)  # the input shape comes from the file
     graph = project.models["model"]
     assert graph.node("x").params["shape"] == list(shape)
-    assert layers <= {n.type for n in graph.nodes()}
+    # catalog layers, on the top level or in the blocks the file's module hierarchy made
+    assert layers <= {n.type for g in [graph, *(b.graph for b in project.blocks.values())]
+                      for n in g.nodes()}
     notes = project.extra["imported_from"]["notes"]
     assert any(n.startswith("checked against onnxruntime") for n in notes), notes
     assert sum(v.numel() for k, v in state.items() if v.is_floating_point()) >= \
@@ -174,6 +176,46 @@ def test_an_onnx_file_imports_equal_to_onnxruntime_and_survives_the_file(
     for fmt, out in (("onnx", tmp_path / "again.onnx"), ("python", tmp_path / "py")):
         result = export_model(reopened, fmt, out, weights=state)
         assert result.checks.get("max_abs_diff", 0.0) < 1e-5, (fmt, result.checks)
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+class Stacked(nn.Module):
+    """A stem, a stage of two residual blocks, a head: a hierarchy the file's names keep."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.stage = nn.Sequential(Residual(), Residual())
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.stage(self.stem(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_the_module_hierarchy_an_onnx_file_names_becomes_blocks(tmp_path, dynamo):
+    path = export_onnx(randomized(Stacked()), (3, 8, 8), tmp_path / "stacked.onnx", dynamo)
+    project, state = import_module(path)
+    graph = project.models["model"]
+    stage = next(n for n in graph.nodes_of_type("Block") if n.id == "stage")
+    inner = project.blocks[stage.params["block"]].graph.nodes_of_type("Block")
+    assert len(inner) == 2 and len({n.params["block"] for n in inner}) == 1  # one definition
+    if dynamo:  # the dynamo exporter writes the classes too
+        assert inner[0].params["block"] == "Residual"
+    forget_session(project)
+    reopened = loads_project(dumps_project(project))
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():  # outputs in the tens: float rounding against onnxruntime's
+        assert np.allclose(compiled(reopened, state)(x).numpy(), runtime(path, x), rtol=1e-5,
+                           atol=1e-5)
 
 
 def test_the_transformer_from_the_older_exporter_imports_too(tmp_path):
