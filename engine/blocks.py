@@ -107,10 +107,16 @@ class BlockDef:
         return g
 
 
+def named_block(library: dict, params: dict) -> BlockDef | None:
+    """The definition a Block node with ``params`` runs; None when there is none by that name
+    (or the name is not text)."""
+    name = params.get("block")
+    return library.get(name) if library and isinstance(name, str) else None
+
+
 def block_ports(library: dict, params: dict) -> tuple[str, ...] | None:
     """The output ports of a Block node with ``params``; None when its block is not known."""
-    name = params.get("block")
-    block = library.get(name) if library and isinstance(name, str) else None
+    block = named_block(library, params)
     return block.ports if block is not None else None
 
 
@@ -419,8 +425,7 @@ def expand_block(graph: Graph, node_id: str) -> list[str]:
     if node.type != "Block":
         raise BlockError(f"{node_id} is a {node.type}, not a Block")
     library = graph.blocks
-    block = library.get(node.params.get("block")) if isinstance(node.params.get("block"),
-                                                                 str) else None
+    block = named_block(library, node.params)
     if block is None:
         raise BlockError(f"{node_id}: there is no block named '{node.params.get('block')}'")
     args = instance_args(block, node.params)
@@ -529,8 +534,7 @@ def exposed_params(library: dict, params: dict) -> tuple:
     (kind from its default), for the inspector."""
     from .layers.spec import BOOL, FLOAT, INT, STR, Param
 
-    name = params.get("block")
-    block = library.get(name) if isinstance(name, str) else None
+    block = named_block(library, params)
     if block is None:
         return ()
     found = []

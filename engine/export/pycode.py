@@ -22,6 +22,7 @@ written.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import json
 import re
@@ -139,7 +140,7 @@ def render_model(job: ExportJob, classes: dict[str, str]) -> str:
     pyg = any(line.split(" = ", 1)[-1].startswith("pyg.") for body in bodies
               for line in body.splitlines())
     texts = list(helpers.values()) + bodies
-    libraries = sorted({name.split(".", 1)[0] for name in _library_names().values()} &
+    libraries = sorted(_library_roots() &
                        set().union(*(_global_names(ast.parse(t)) for t in texts)))
     extra = (["torch_geometric"] if pyg or any("torch_geometric" in text
                                               for text in helpers.values()) else []) + libraries
@@ -283,14 +284,19 @@ def _forward_code(model) -> tuple[str, set[str]]:
     tree = ast.fix_missing_locations(_Tidy().visit(tree))
     code = ast.unparse(tree)
     names = _global_names(tree)
-    libraries = {name.split(".", 1)[0] for name in _library_names().values()}
-    unknown = names - _ALLOWED_GLOBALS - libraries
+    unknown = names - _ALLOWED_GLOBALS - _library_roots()
     if unknown:
         raise ExportError(f"python: the model's code uses {', '.join(sorted(unknown))}, which "
                           "plain PyTorch code cannot name; export as onnx or torchscript instead")
     return code, names
 
 
+def _library_roots() -> set[str]:
+    """The packages plain code imports for the library functions (``torchvision``)."""
+    return {name.split(".", 1)[0] for name in _library_names().values()}
+
+
+@functools.cache
 def _library_names() -> dict[str, str]:
     """fx's global name for each library function a capture may call (``torchvision_ops_
     stochastic_depth_stochastic_depth``) -> the name plain code calls it by."""
